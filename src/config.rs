@@ -1,0 +1,172 @@
+//! Environment -> [`Config`]. Errors name the variable, never its value.
+
+use crate::verify::{SecretError, SigningSecret, Verifier};
+
+/// Clerk's documented name for the signing secret.
+pub const SECRET_VAR: &str = "CLERK_WEBHOOK_SIGNING_SECRET";
+/// The name many Clerk examples use; read when [`SECRET_VAR`] is unset.
+pub const SECRET_FALLBACK_VAR: &str = "CLERK_WEBHOOK_SECRET";
+pub const TABLE_VAR: &str = "TABLE_NAME";
+pub const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
+pub const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
+
+/// Svix retries for about 27 hours and dashboard replays reuse the message id, so event
+/// records must outlive both by a wide margin.
+pub const DEFAULT_EVENT_TTL_DAYS: u32 = 30;
+/// How long a deleted object's tombstone blocks late events for it.
+pub const DEFAULT_TOMBSTONE_TTL_DAYS: u32 = 90;
+
+const SECS_PER_DAY: i64 = 24 * 60 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// How long items live, in seconds (DynamoDB TTL is epoch seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub event_secs: i64,
+    pub tombstone_secs: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            event_secs: i64::from(DEFAULT_EVENT_TTL_DAYS) * SECS_PER_DAY,
+            tombstone_secs: i64::from(DEFAULT_TOMBSTONE_TTL_DAYS) * SECS_PER_DAY,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub verifier: Verifier,
+    pub table_name: String,
+    pub retention: Retention,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let (secret_var, secrets) = match present(SECRET_VAR) {
+            Some(v) => (SECRET_VAR, v),
+            None => (
+                SECRET_FALLBACK_VAR,
+                present(SECRET_FALLBACK_VAR).ok_or(ConfigError::Missing(SECRET_VAR))?,
+            ),
+        };
+        let verifier = Verifier::new(parse_secrets(&secrets).map_err(|e| ConfigError::Invalid {
+            var: secret_var,
+            reason: e.to_string(),
+        })?);
+        let table_name = present(TABLE_VAR).ok_or(ConfigError::Missing(TABLE_VAR))?;
+        let retention = Retention {
+            event_secs: days(&present, EVENT_TTL_VAR, DEFAULT_EVENT_TTL_DAYS)?,
+            tombstone_secs: days(&present, TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
+        };
+        Ok(Self {
+            verifier,
+            table_name: table_name.trim().to_owned(),
+            retention,
+        })
+    }
+}
+
+/// Several secrets, separated by spaces or commas, so a secret can be rotated without downtime.
+pub fn parse_secrets(value: &str) -> Result<Vec<SigningSecret>, SecretError> {
+    let secrets = value
+        .split([' ', ',', '\n', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(SigningSecret::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if secrets.is_empty() {
+        return Err(SecretError::Empty);
+    }
+    Ok(secrets)
+}
+
+fn days(
+    present: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u32,
+) -> Result<i64, ConfigError> {
+    let days = match present(var) {
+        None => default,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or(ConfigError::Invalid {
+                var,
+                reason: "expected a whole number of days from 1 to 3650".into(),
+            })?,
+    };
+    Ok(i64::from(days) * SECS_PER_DAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_secret_table_and_defaults() {
+        let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "clerk")]).unwrap();
+        assert_eq!(c.table_name, "clerk");
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.event_secs, 30 * 86_400);
+    }
+
+    #[test]
+    fn falls_back_to_the_older_secret_name() {
+        assert!(config(&[(SECRET_FALLBACK_VAR, A), (TABLE_VAR, "t")]).is_ok());
+        assert_eq!(
+            config(&[(TABLE_VAR, "t")]).unwrap_err(),
+            ConfigError::Missing(SECRET_VAR)
+        );
+    }
+
+    #[test]
+    fn several_secrets_by_space_or_comma() {
+        assert_eq!(parse_secrets(&format!("{A} {B}")).unwrap().len(), 2);
+        assert_eq!(parse_secrets(&format!("{A},{B}")).unwrap().len(), 2);
+        assert_eq!(parse_secrets(&format!(" {A} , {B} ")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_never_the_value() {
+        let err = config(&[(SECRET_VAR, "whsec_not*base64"), (TABLE_VAR, "t")]).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains(SECRET_VAR), "{shown}");
+        assert!(!shown.contains("not*base64"), "{shown}");
+        let err = config(&[(SECRET_VAR, A)]).unwrap_err();
+        assert_eq!(err.to_string(), "TABLE_NAME is not set");
+        let err = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (EVENT_TTL_VAR, "0")]).unwrap_err();
+        assert!(err.to_string().starts_with("EVENT_TTL_DAYS is invalid"));
+    }
+
+    #[test]
+    fn ttl_days_are_configurable() {
+        let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (TOMBSTONE_TTL_VAR, "7")]).unwrap();
+        assert_eq!(c.retention.tombstone_secs, 7 * 86_400);
+    }
+}

@@ -1,0 +1,378 @@
+//! The Clerk event envelope and the typed payloads we read. The one place that knows
+//! Clerk's field names.
+//!
+//! Routing is on the envelope `type`, never on `data.object`: Clerk's sources disagree on the
+//! `object` literals.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Why a verified body was refused (all 400: retrying the same bytes cannot help).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("body is not a Clerk event: {0}")]
+    InvalidEnvelope(String),
+    #[error("{event_type} data is not usable: {reason}")]
+    InvalidPayload { event_type: String, reason: String },
+}
+
+/// A decoded, routed Clerk event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_type: String,
+    /// When the event happened, Unix milliseconds (10-digit second values are normalised).
+    pub timestamp_ms: i64,
+    pub payload: Payload,
+    /// The whole `data` object, kept to store verbatim.
+    pub data: Value,
+}
+
+/// What the event is about, for the types this version syncs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    UserUpserted(User),
+    UserDeleted(DeletedObject),
+    OrganizationUpserted(Organization),
+    OrganizationDeleted(DeletedObject),
+    MembershipUpserted(Membership),
+    /// Unlike other deletes, Clerk sends the whole membership.
+    MembershipDeleted(Membership),
+    /// A type we do not sync (yet), including types Clerk adds in the future.
+    Unhandled,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EmailAddress {
+    pub id: String,
+    pub email_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    pub external_id: Option<String>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub image_url: Option<String>,
+    pub primary_email_address_id: Option<String>,
+    #[serde(default)]
+    pub email_addresses: Vec<EmailAddress>,
+    pub public_metadata: Option<Value>,
+}
+
+impl User {
+    /// The entry whose id is `primary_email_address_id` (not simply the first one).
+    pub fn primary_email(&self) -> Option<&str> {
+        let primary = self.primary_email_address_id.as_deref()?;
+        self.email_addresses
+            .iter()
+            .find(|e| e.id == primary)
+            .map(|e| e.email_address.as_str())
+            .filter(|e| !e.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub image_url: Option<String>,
+    pub public_metadata: Option<Value>,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OrganizationRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PublicUserData {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Membership {
+    pub id: String,
+    pub role: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    pub organization: OrganizationRef,
+    pub public_user_data: PublicUserData,
+}
+
+/// `{object, id, deleted}`: all a `user.deleted` or `organization.deleted` carries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeletedObject {
+    pub id: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    object: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: i64,
+    #[allow(dead_code)] // required by the envelope contract; not stored
+    instance_id: String,
+    data: Value,
+}
+
+/// Clerk documents milliseconds, but some examples carry 10-digit seconds. Anything below
+/// 10^11 (which as milliseconds would be 1973) is taken as seconds.
+pub fn normalize_millis(t: i64) -> i64 {
+    if t.abs() < 100_000_000_000 {
+        t.saturating_mul(1000)
+    } else {
+        t
+    }
+}
+
+pub const USER_PREFIX: &str = "user_";
+pub const ORG_PREFIX: &str = "org_";
+pub const MEMBERSHIP_PREFIX: &str = "orgmem_";
+
+impl Event {
+    /// Parses the raw (verified) body and routes it on `type`.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+        if !value.is_object() {
+            return Err(DecodeError::InvalidEnvelope("not a JSON object".into()));
+        }
+        let envelope = Envelope::deserialize(value)
+            .map_err(|e| DecodeError::InvalidEnvelope(redact(&e.to_string())))?;
+        if envelope.object != "event" {
+            return Err(DecodeError::InvalidEnvelope(r#"object is not "event""#.into()));
+        }
+        if envelope.event_type.is_empty() {
+            return Err(DecodeError::InvalidEnvelope("type is empty".into()));
+        }
+        if !envelope.data.is_object() {
+            return Err(DecodeError::InvalidEnvelope("data is not an object".into()));
+        }
+        let payload = route(&envelope.event_type, &envelope.data)?;
+        Ok(Self {
+            timestamp_ms: normalize_millis(envelope.timestamp),
+            event_type: envelope.event_type,
+            payload,
+            data: envelope.data,
+        })
+    }
+
+    /// The part of `type` before the dot (`user`, `organizationMembership`, …): a
+    /// low-cardinality label for logs.
+    pub fn family(&self) -> &str {
+        self.event_type.split('.').next().unwrap_or_default()
+    }
+}
+
+fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
+    let payload = match event_type {
+        "user.created" | "user.updated" => {
+            let user: User = typed(event_type, data)?;
+            check_id(event_type, "id", &user.id, USER_PREFIX)?;
+            Payload::UserUpserted(user)
+        }
+        "user.deleted" => {
+            let deleted: DeletedObject = typed(event_type, data)?;
+            check_id(event_type, "id", &deleted.id, USER_PREFIX)?;
+            Payload::UserDeleted(deleted)
+        }
+        "organization.created" | "organization.updated" => {
+            let org: Organization = typed(event_type, data)?;
+            check_id(event_type, "id", &org.id, ORG_PREFIX)?;
+            Payload::OrganizationUpserted(org)
+        }
+        "organization.deleted" => {
+            let deleted: DeletedObject = typed(event_type, data)?;
+            check_id(event_type, "id", &deleted.id, ORG_PREFIX)?;
+            Payload::OrganizationDeleted(deleted)
+        }
+        "organizationMembership.created"
+        | "organizationMembership.updated"
+        | "organizationMembership.deleted" => {
+            let m: Membership = typed(event_type, data)?;
+            check_id(event_type, "id", &m.id, MEMBERSHIP_PREFIX)?;
+            check_id(event_type, "organization.id", &m.organization.id, ORG_PREFIX)?;
+            check_id(
+                event_type,
+                "public_user_data.user_id",
+                &m.public_user_data.user_id,
+                USER_PREFIX,
+            )?;
+            if event_type.ends_with(".deleted") {
+                Payload::MembershipDeleted(m)
+            } else {
+                Payload::MembershipUpserted(m)
+            }
+        }
+        _ => Payload::Unhandled,
+    };
+    Ok(payload)
+}
+
+fn typed<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, DecodeError> {
+    T::deserialize(data).map_err(|e| DecodeError::InvalidPayload {
+        event_type: event_type.to_owned(),
+        reason: redact(&e.to_string()),
+    })
+}
+
+/// Ids become DynamoDB keys: they must carry the expected prefix and only the characters
+/// Clerk uses, so a crafted id cannot alias another key (`#` is our key separator).
+fn check_id(event_type: &str, field: &str, id: &str, prefix: &str) -> Result<(), DecodeError> {
+    let rest = id.strip_prefix(prefix).unwrap_or_default();
+    let valid = !rest.is_empty()
+        && id.len() <= 128
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidPayload {
+            event_type: event_type.to_owned(),
+            reason: format!("{field} is not a {prefix}… id"),
+        })
+    }
+}
+
+/// serde quotes the offending value (`invalid type: string "jane@…"`); error messages go to
+/// logs and responses, so quoted values are cut out. Field names use backticks and stay.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(event_type: &str, data: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "object": "event", "type": event_type, "timestamp": 1716883200123_i64,
+            "instance_id": "ins_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "data": data
+        }))
+        .unwrap()
+    }
+
+    fn user_data() -> Value {
+        json!({
+            "object": "user", "id": "user_29w83sxmDNGwOuEthce5gg56FcC",
+            "primary_email_address_id": "idn_primary",
+            "email_addresses": [
+                {"id": "idn_other", "email_address": "old@example.org"},
+                {"id": "idn_primary", "email_address": "Example@Example.org"}
+            ],
+            "first_name": "Example", "created_at": 1654012591514_i64, "updated_at": 1654012591835_i64
+        })
+    }
+
+    #[test]
+    fn decodes_a_user_and_finds_the_primary_email_not_the_first() {
+        let event = Event::decode(&envelope("user.created", user_data())).unwrap();
+        assert_eq!(event.timestamp_ms, 1716883200123);
+        assert_eq!(event.family(), "user");
+        let Payload::UserUpserted(user) = event.payload else { panic!("not a user") };
+        assert_eq!(user.primary_email(), Some("Example@Example.org"));
+        assert_eq!(user.updated_at, Some(1654012591835));
+    }
+
+    #[test]
+    fn a_user_without_a_matching_primary_has_no_email() {
+        let mut data = user_data();
+        data["primary_email_address_id"] = json!("idn_missing");
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data)).unwrap().payload else {
+            panic!()
+        };
+        assert_eq!(user.primary_email(), None);
+    }
+
+    #[test]
+    fn ten_digit_timestamps_are_seconds() {
+        assert_eq!(normalize_millis(1716883200), 1716883200000);
+        assert_eq!(normalize_millis(1716883200123), 1716883200123);
+        let mut body: Value = serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
+        body["timestamp"] = json!(1716883200);
+        let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(event.timestamp_ms, 1716883200000);
+    }
+
+    #[test]
+    fn unknown_and_unsynced_types_are_unhandled_not_errors() {
+        for t in ["session.created", "email.created", "brandNew.thing"] {
+            let event = Event::decode(&envelope(t, json!({"anything": 1}))).unwrap();
+            assert_eq!(event.payload, Payload::Unhandled, "{t}");
+        }
+    }
+
+    #[test]
+    fn routes_on_type_not_on_data_object() {
+        let data = json!({"object": "something_else", "id": "org_abc", "slug": "acme", "deleted": true});
+        let event = Event::decode(&envelope("organization.deleted", data)).unwrap();
+        assert_eq!(event.payload, Payload::OrganizationDeleted(DeletedObject { id: "org_abc".into() }));
+    }
+
+    #[test]
+    fn membership_needs_org_and_user_ids() {
+        let data = json!({"id": "orgmem_1", "role": "org:member", "organization": {"id": "org_1"},
+                          "public_user_data": {"first_name": "Jane"}});
+        let err = Event::decode(&envelope("organizationMembership.created", data)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "organizationMembership.created data is not usable: missing field `user_id`"
+        );
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let cases: Vec<(&[u8], &str)> = vec![
+            (b"{not json", "body is not valid JSON"),
+            (b"[1,2]", "body is not a Clerk event: not a JSON object"),
+            (br#"{"object":"event","timestamp":1,"instance_id":"i","data":{}}"#, "missing field `type`"),
+            (br#"{"object":"list","type":"user.created","timestamp":1,"instance_id":"i","data":{}}"#, "object is not"),
+            (br#"{"object":"event","type":"user.created","timestamp":1,"instance_id":"i","data":[]}"#, "data is not an object"),
+            (br#"{"object":"event","type":"user.created","timestamp":"soon","instance_id":"i","data":{}}"#, "invalid type"),
+        ];
+        for (body, expected) in cases {
+            let err = Event::decode(body).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+    }
+
+    #[test]
+    fn ids_of_the_wrong_form_are_refused() {
+        for id in ["usr_1", "user_", "user_a#b", "org_1", "user_a b"] {
+            let err = Event::decode(&envelope("user.deleted", json!({"id": id}))).unwrap_err();
+            assert!(matches!(err, DecodeError::InvalidPayload { .. }), "{id}");
+        }
+    }
+
+    #[test]
+    fn error_messages_never_echo_values() {
+        let data = json!({"id": "user_1", "first_name": "Jane", "email_addresses": "jane@example.org"});
+        let err = Event::decode(&envelope("user.created", data)).unwrap_err().to_string();
+        assert!(!err.contains("jane@example.org"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+    }
+}

@@ -1,0 +1,203 @@
+//! The HTTP entrypoint: function-URL request -> verify -> decode -> plan -> store -> response.
+//!
+//! Every status code is chosen in one place, [`Rejection::status`], for what it makes Svix do:
+//! 2xx = never send this again; anything else = retry later.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_http::http::{header, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::config::{Config, ConfigError};
+use crate::event::{DecodeError, Event};
+use crate::plan::plan;
+use crate::store::{Outcome, Store, StoreError};
+use crate::verify::{SignatureHeaders, VerifyError};
+
+/// Clerk payloads are a few KiB; anything this big is not one. Checked before any HMAC work.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole DynamoDB part of a request, cascades included, must end well inside Svix's 15 s
+/// (and the function's timeout): past this it answers 503 and Svix retries.
+const STORE_BUDGET: Duration = Duration::from_secs(8);
+
+/// Why a request was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("method {0} is not allowed; webhooks are POSTed")]
+    MethodNotAllowed(String),
+    #[error("body is {0} bytes; the limit is {MAX_BODY_BYTES}")]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("DynamoDB did not finish within {} s", STORE_BUDGET.as_secs())]
+    StoreTimeout,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            // 500 so Svix keeps retrying while the operator fixes the configuration.
+            Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
+            Self::Verify(_) => StatusCode::UNAUTHORIZED,
+            Self::Decode(_) => StatusCode::BAD_REQUEST,
+            // Transient: nothing was applied and a retry can succeed.
+            Self::Store(_) | Self::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The machine-readable `error` of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "configuration_error",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Verify(VerifyError::MissingHeader(_)) => "missing_header",
+            Self::Verify(VerifyError::InvalidHeader(_) | VerifyError::InvalidTimestamp(_)) => {
+                "invalid_header"
+            }
+            Self::Verify(VerifyError::TimestampOutOfTolerance) => "timestamp_out_of_tolerance",
+            Self::Verify(VerifyError::NoMatchingSignature) => "invalid_signature",
+            Self::Decode(DecodeError::InvalidJson(_)) => "invalid_json",
+            Self::Decode(DecodeError::InvalidEnvelope(_)) => "invalid_envelope",
+            Self::Decode(DecodeError::InvalidPayload { .. }) => "invalid_payload",
+            Self::Store(_) | Self::StoreTimeout => "store_unavailable",
+        }
+    }
+}
+
+/// The result of a request that was accepted (200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    Stored(Outcome),
+    /// A type we do not sync, including types Clerk adds later.
+    Ignored,
+}
+
+impl Accepted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored(outcome) => outcome.as_str(),
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// What a verified request was about, for the log line.
+#[derive(Debug, Default)]
+struct Context {
+    svix_id: Option<String>,
+    event_type: Option<String>,
+}
+
+/// Shared state, built once at init and borrowed by every request.
+pub struct Handler {
+    ready: Result<(Config, Store), ConfigError>,
+}
+
+impl Handler {
+    /// A handler that still answers (500, naming the variable) when the configuration is
+    /// invalid, instead of crash-looping the function.
+    pub fn new(config: Result<Config, ConfigError>, client: aws_sdk_dynamodb::Client) -> Self {
+        let ready = config.map(|config| {
+            let store = Store::new(client, config.table_name.clone());
+            (config, store)
+        });
+        Self { ready }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        self.handle_at(request, SystemTime::now()).await
+    }
+
+    /// As [`Handler::handle`], with the clock passed in.
+    pub async fn handle_at(&self, request: Request, now: SystemTime) -> Response<Body> {
+        let started = Instant::now();
+        let mut context = Context::default();
+        let result = self.process(&request, now, &mut context).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let svix_id = context.svix_id.as_deref().unwrap_or("-");
+        let event_type = context.event_type.as_deref().unwrap_or("-");
+        match result {
+            Ok(accepted) => {
+                tracing::info!(svix_id, r#type = event_type, outcome = accepted.as_str(),
+                    status = 200, duration_ms, "webhook accepted");
+                json_response(StatusCode::OK, json!({"status": accepted.as_str()}))
+            }
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = rejection.code();
+                let message = rejection.to_string();
+                if status.is_server_error() {
+                    tracing::error!(svix_id, r#type = event_type, outcome = "retry",
+                        status = status.as_u16(), error = code, reason = %message, duration_ms,
+                        "webhook not applied");
+                    let body = json!({"status": "retry", "error": code, "message": message});
+                    json_response(status, body)
+                } else {
+                    tracing::warn!(svix_id, r#type = event_type, outcome = "rejected",
+                        status = status.as_u16(), error = code, reason = %message, duration_ms,
+                        "webhook refused");
+                    let mut response =
+                        json_response(status, json!({"error": code, "message": message}));
+                    if status == StatusCode::METHOD_NOT_ALLOWED {
+                        response.headers_mut().insert(header::ALLOW, "POST".parse().unwrap());
+                    }
+                    response
+                }
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        request: &Request,
+        now: SystemTime,
+        context: &mut Context,
+    ) -> Result<Accepted, Rejection> {
+        let (config, store) = self.ready.as_ref().map_err(|e| e.clone())?;
+        if request.method() != Method::POST {
+            return Err(Rejection::MethodNotAllowed(request.method().to_string()));
+        }
+        // lambda_http has already decoded an `isBase64Encoded` body: these are the raw bytes.
+        let body: &[u8] = request.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Rejection::PayloadTooLarge(body.len()));
+        }
+        let headers = SignatureHeaders::from_headers(request.headers())?;
+        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let svix_id = config
+            .verifier
+            .verify(&headers, body, now_secs.as_secs() as i64)?;
+        // Only a verified id is logged: before that it is anyone's input.
+        context.svix_id = Some(svix_id.to_owned());
+        let event = Event::decode(body)?;
+        context.event_type = Some(event.event_type.clone());
+        let Some(plan) = plan(&event, svix_id, &config.retention, now_secs.as_millis() as i64)
+        else {
+            return Ok(Accepted::Ignored);
+        };
+        let outcome = tokio::time::timeout(STORE_BUDGET, store.apply(&plan))
+            .await
+            .map_err(|_| Rejection::StoreTimeout)??;
+        Ok(Accepted::Stored(outcome))
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("static parts are valid")
+}

@@ -1,0 +1,11 @@
+//! clerk-webhooks: verify Clerk webhooks (sent through Svix) and keep a DynamoDB table in step.
+//!
+//! Data flows one way: bytes -> [`verify`] -> [`event`] -> [`plan`] -> [`store`] -> response,
+//! wired together by [`handler`]. Nothing before `store` does I/O.
+
+pub mod config;
+pub mod event;
+pub mod handler;
+pub mod plan;
+pub mod store;
+pub mod verify;

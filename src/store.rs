@@ -1,0 +1,419 @@
+//! Executes a [`Plan`] on DynamoDB. The only module that knows the SDK.
+//!
+//! One event is one `TransactWriteItems`: the event record and the entity write commit
+//! together or not at all, so a crash or a failed call never leaves half an event behind.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ConditionCheck, DeleteRequest, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::plan::{Cascade, Guard, Item, Key, Plan, Write};
+
+/// Name of the one global secondary index (`gsi1pk` / `gsi1sk`).
+pub const GSI1: &str = "gsi1";
+
+/// What happened to an event that reached DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// This svix-id was already applied.
+    Duplicate,
+    /// The table holds a newer version, or the target (or a parent) was deleted.
+    Stale,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// Every failure here is transient from Svix's point of view: nothing was applied, and a
+/// retry of the same message can succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {detail}")]
+    Call { operation: &'static str, detail: String },
+    #[error("transaction cancelled: {0}")]
+    Cancelled(String),
+    #[error("DynamoDB left {0} cascade deletes unprocessed after retries")]
+    Unprocessed(usize),
+    #[error("invalid item: {0}")]
+    Item(String),
+}
+
+impl StoreError {
+    fn call<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> Self {
+        // Only the error's kind and DynamoDB's code and message: never request data.
+        let detail = match err {
+            SdkError::ServiceError(e) => format!(
+                "{}: {}",
+                e.err().code().unwrap_or("unknown"),
+                e.err().message().unwrap_or("")
+            ),
+            SdkError::TimeoutError(_) => "timed out".into(),
+            SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),
+            SdkError::ResponseError(_) => "unreadable response".into(),
+            SdkError::ConstructionFailure(_) => "could not build the request".into(),
+            _ => "unknown error".into(),
+        };
+        Self::Call { operation, detail }
+    }
+}
+
+/// How often a transaction that lost a race (`TransactionConflict`) is tried again before the
+/// request answers 503 and leaves the retry to Svix.
+const CONFLICT_ATTEMPTS: u32 = 3;
+const BATCH_DELETE_ATTEMPTS: u32 = 6;
+
+/// Per-attempt and per-call limits. Svix gives up after 15 s; with these a hung DynamoDB
+/// turns into a 503 within about 6 s, well before that and before the Lambda timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_000);
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(6_000);
+
+/// A DynamoDB client from the standard AWS environment (region, credentials, and
+/// `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), with our timeouts. Built once at init.
+pub async fn client_from_env() -> Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs the transaction, then the cascade when the parent's tombstone is in place
+    /// (freshly written, written by an earlier delivery of this message, or found newer).
+    pub async fn apply(&self, plan: &Plan) -> Result<Outcome, StoreError> {
+        let (outcome, stored_is_tombstone) = self.transact(plan).await?;
+        if let Some(cascade) = &plan.cascade {
+            // A duplicate means an earlier delivery wrote this tombstone but may have failed
+            // mid-cascade: finishing the cascade is what makes Svix's retry complete it.
+            let run = match outcome {
+                Outcome::Applied | Outcome::Duplicate => true,
+                Outcome::Stale => stored_is_tombstone,
+            };
+            if run {
+                self.cascade(cascade).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn transact(&self, plan: &Plan) -> Result<(Outcome, bool), StoreError> {
+        let items = plan
+            .writes
+            .iter()
+            .map(|w| self.transact_item(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok((Outcome::Applied, false)),
+                Err(err) => err,
+            };
+            let reasons = match &err {
+                SdkError::ServiceError(e) => match e.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons()
+                    }
+                    _ => return Err(StoreError::call("TransactWriteItems", &err)),
+                },
+                _ => return Err(StoreError::call("TransactWriteItems", &err)),
+            };
+            match classify(reasons) {
+                Cancellation::Outcome(outcome, tombstone) => return Ok((outcome, tombstone)),
+                Cancellation::Conflict if attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt, 25)).await;
+                }
+                Cancellation::Conflict => {
+                    return Err(StoreError::Cancelled("TransactionConflict".into()))
+                }
+                Cancellation::Other(codes) => return Err(StoreError::Cancelled(codes)),
+            }
+        }
+    }
+
+    fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
+        let item = match write {
+            Write::RecordEvent(item) => {
+                // The idempotency check: the first delivery of a svix-id creates the record,
+                // every later one fails here and cancels its whole transaction.
+                let put = self
+                    .put(item)?
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(|e| StoreError::Item(e.to_string()))?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::Put { item, version, guard } => {
+                let condition = match guard {
+                    Guard::Newer => "attribute_not_exists(pk) OR #version < :version",
+                    // A tombstone has `deleted`; live items never do.
+                    Guard::NewerAndNotDeleted => {
+                        "attribute_not_exists(pk) OR (#version < :version AND attribute_not_exists(deleted))"
+                    }
+                };
+                let put = self
+                    .put(item)?
+                    .condition_expression(condition)
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+                    // Tells a stale delete whether the newer item is a tombstone (cascade) or not.
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| StoreError::Item(e.to_string()))?;
+                TransactWriteItem::builder().put(put).build()
+            }
+            Write::RequireNotDeleted(key) => {
+                // An absent item has no `deleted` either, so events that arrive before their
+                // parents pass.
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_of(key)))
+                    .condition_expression("attribute_not_exists(deleted)")
+                    .build()
+                    .map_err(|e| StoreError::Item(e.to_string()))?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+        };
+        Ok(item)
+    }
+
+    fn put(&self, item: &Item) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
+        Ok(Put::builder().table_name(&self.table).set_item(Some(item)))
+    }
+
+    /// Deletes every membership the cascade names, page by page. Safe to re-run.
+    pub async fn cascade(&self, cascade: &Cascade) -> Result<usize, StoreError> {
+        let query = match cascade {
+            Cascade::OrganizationMemberships { org_id } => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(format!("ORG#{org_id}")))
+                .expression_attribute_values(":prefix", s("MEMBER#"))
+                .consistent_read(true),
+            Cascade::UserMemberships { user_id } => self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
+                .expression_attribute_values(":prefix", s("ORG#")),
+        }
+        .projection_expression("pk, sk");
+        let mut deleted = 0;
+        let mut start_key = None;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::call("Query", &e))?;
+            let keys: Vec<_> = page.items().iter().map(|i| key_only(i)).collect();
+            for chunk in keys.chunks(25) {
+                self.batch_delete(chunk.to_vec()).await?;
+                deleted += chunk.len();
+            }
+            start_key = page.last_evaluated_key().cloned();
+            if start_key.is_none() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn batch_delete(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        let mut requests: Vec<WriteRequest> = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .expect("key is set");
+                WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect();
+        for attempt in 1..=BATCH_DELETE_ATTEMPTS {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| StoreError::call("BatchWriteItem", &e))?;
+            requests = out
+                .unprocessed_items()
+                .and_then(|u| u.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(backoff(attempt, 50)).await;
+        }
+        Err(StoreError::Unprocessed(requests.len()))
+    }
+}
+
+enum Cancellation {
+    /// A condition failed: duplicate or stale, and whether the entity's stored item is a tombstone.
+    Outcome(Outcome, bool),
+    /// Another transaction touched the same items at the same moment.
+    Conflict,
+    /// Throttling, validation or anything else: the reason codes, for the log.
+    Other(String),
+}
+
+/// Reads `TransactionCanceledException` reasons (one per item, in request order).
+fn classify(reasons: &[CancellationReason]) -> Cancellation {
+    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+    if code(0) == "ConditionalCheckFailed" {
+        return Cancellation::Outcome(Outcome::Duplicate, false);
+    }
+    if (1..reasons.len()).any(|i| code(i) == "ConditionalCheckFailed") {
+        let tombstone = reasons
+            .get(1)
+            .and_then(|r| r.item())
+            .is_some_and(|item| matches!(item.get("deleted"), Some(AttributeValue::Bool(true))));
+        return Cancellation::Outcome(Outcome::Stale, tombstone);
+    }
+    if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
+        return Cancellation::Conflict;
+    }
+    let codes: Vec<&str> = (0..reasons.len()).map(code).collect();
+    Cancellation::Other(codes.join(","))
+}
+
+/// Exponential back-off with jitter, without a random-number crate: `RandomState` is seeded
+/// randomly per instance.
+fn backoff(attempt: u32, base_ms: u64) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let ceiling = base_ms << attempt.min(6);
+    Duration::from_millis(ceiling / 2 + jitter % (ceiling / 2 + 1))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key_of(key: &Key) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
+}
+
+fn key_only(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
+    item.iter()
+        .filter(|(name, _)| *name == "pk" || *name == "sk")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str) -> CancellationReason {
+        CancellationReason::builder().code(code).build()
+    }
+
+    fn outcome(reasons: &[CancellationReason]) -> Option<(Outcome, bool)> {
+        match classify(reasons) {
+            Cancellation::Outcome(o, t) => Some((o, t)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn event_record_failure_is_a_duplicate_whatever_else_failed() {
+        let r = [reason("ConditionalCheckFailed"), reason("ConditionalCheckFailed")];
+        assert_eq!(outcome(&r), Some((Outcome::Duplicate, false)));
+    }
+
+    #[test]
+    fn entity_or_parent_failure_is_stale() {
+        let r = [reason("None"), reason("ConditionalCheckFailed")];
+        assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
+        let r = [reason("None"), reason("None"), reason("ConditionalCheckFailed")];
+        assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
+        let tomb = CancellationReason::builder()
+            .code("ConditionalCheckFailed")
+            .item("deleted", AttributeValue::Bool(true))
+            .build();
+        assert_eq!(outcome(&[reason("None"), tomb]), Some((Outcome::Stale, true)));
+    }
+
+    #[test]
+    fn conflicts_and_throttles_are_not_outcomes() {
+        assert!(matches!(
+            classify(&[reason("TransactionConflict"), reason("None")]),
+            Cancellation::Conflict
+        ));
+        let Cancellation::Other(codes) = classify(&[reason("ThrottlingError"), reason("None")]) else {
+            panic!("throttling must not be an outcome")
+        };
+        assert_eq!(codes, "ThrottlingError,None");
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 1..10 {
+            let d = backoff(attempt, 25).as_millis() as u64;
+            let ceiling = 25 << attempt.min(6);
+            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d}");
+        }
+    }
+}
