@@ -18,6 +18,8 @@ use crate::plan::{Cascade, Guard, Item, Key, Plan, Write};
 
 /// Name of the one global secondary index (`gsi1pk` / `gsi1sk`).
 pub const GSI1: &str = "gsi1";
+/// The TTL attribute (epoch seconds) of event records and tombstones.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// What happened to an event that reached DynamoDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,19 +86,89 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_000);
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(6_000);
 
 /// A DynamoDB client from the standard AWS environment (region, credentials, and
-/// `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), with our timeouts. Built once at init.
+/// `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), with our limits. Built once at init.
 pub async fn client_from_env() -> Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    Client::from_conf(with_limits(aws_sdk_dynamodb::config::Builder::from(&shared)).build())
+}
+
+/// Applies our timeouts and retry policy to any client configuration.
+pub fn with_limits(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    // Standard mode retries throttling and transient errors with back-off, 3 attempts in all.
+    config
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-        .load()
+}
+
+/// Creates the table of the table contract (the same as `template.yaml`; a test checks they
+/// agree): `pk`/`sk`, GSI `gsi1` on `gsi1pk`/`gsi1sk` projecting everything, on-demand, TTL on
+/// `expires_at`. An existing table is left as it is.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("name and type are set")
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key("gsi1pk", KeyType::Hash))
+        .key_schema(key("gsi1sk", KeyType::Range))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .expect("name, keys and projection are set");
+    let created = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("gsi1pk"))
+        .attribute_definitions(attribute("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(gsi)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
         .await;
-    Client::new(&config)
+    match created {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+            return Ok(())
+        }
+        Err(e) => return Err(StoreError::call("CreateTable", &e)),
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .expect("name and flag are set");
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| StoreError::call("UpdateTimeToLive", &e))?;
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -136,7 +208,9 @@ impl Store {
         Ok(outcome)
     }
 
-    async fn transact(&self, plan: &Plan) -> Result<(Outcome, bool), StoreError> {
+    /// The transaction alone, without the cascade; also reports whether a stale write met a
+    /// tombstone.
+    pub async fn transact(&self, plan: &Plan) -> Result<(Outcome, bool), StoreError> {
         let items = plan
             .writes
             .iter()

@@ -1,0 +1,261 @@
+//! Shared test helpers: a DynamoDB Local client, one fresh table per test, signed requests.
+//!
+//! Every storage test runs against DynamoDB Local (`scripts/dynamodb-local.sh start`, or
+//! `make test`, which starts it). Its address comes from `AWS_ENDPOINT_URL_DYNAMODB`
+//! (default `http://127.0.0.1:8000`).
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use clerk_webhooks::config::Config;
+use clerk_webhooks::handler::Handler;
+use clerk_webhooks::store;
+use clerk_webhooks::verify::SigningSecret;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "whsec_dGVzdC1vbmx5LXNpZ25pbmcta2V5LWZvci1jbGVyaw==";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
+/// A client for `endpoint` with our production timeouts and retries.
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"));
+    Client::from_conf(store::with_limits(config).build())
+}
+
+pub fn local_client() -> Client {
+    client_for(&endpoint())
+}
+
+/// Creates a table no other test uses, so tests run in parallel on one DynamoDB Local.
+pub async fn fresh_table(client: &Client) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let table = format!("t{}-{}-{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed));
+    store::create_table(client, &table).await.unwrap_or_else(|e| {
+        panic!("cannot create a table in DynamoDB Local at {} ({e}); start it with `scripts/dynamodb-local.sh start`", endpoint())
+    });
+    table
+}
+
+pub fn config(table: &str) -> Config {
+    let table = table.to_owned();
+    Config::from_lookup(|name| match name {
+        "CLERK_WEBHOOK_SIGNING_SECRET" => Some(SECRET.to_owned()),
+        "TABLE_NAME" => Some(table.clone()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+pub fn handler_for(client: Client, table: &str) -> Handler {
+    Handler::new(Ok(config(table)), client)
+}
+
+/// A handler on a fresh table in DynamoDB Local.
+pub async fn setup() -> (Handler, Client, String) {
+    let client = local_client();
+    let table = fresh_table(&client).await;
+    (handler_for(client.clone(), &table), client, table)
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A function-URL request signed with [`SECRET`] by our own signer (interoperability with
+/// Svix's libraries is proven separately in `svix_interop.rs`).
+pub fn signed(body: &[u8], svix_id: &str) -> Request {
+    let secret = SigningSecret::parse(SECRET).unwrap();
+    let ts = now_secs();
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.lambda-url.us-east-1.on.aws/")
+        .header("content-type", "application/json")
+        .header("svix-id", svix_id)
+        .header("svix-timestamp", ts.to_string())
+        .header("svix-signature", secret.sign(svix_id, ts, body))
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+/// A Clerk envelope around `data`.
+pub fn envelope(event_type: &str, timestamp_ms: i64, data: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "data": data, "instance_id": "ins_2NNEqL2nrIRdJ194ndJqAHwEfxF", "object": "event",
+        "timestamp": timestamp_ms, "type": event_type,
+        "event_attributes": {"http_request": {"client_ip": "203.0.113.9", "user_agent": "tests"}}
+    }))
+    .unwrap()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub response: Response<Body>,
+}
+
+pub async fn send(handler: &Handler, request: Request) -> Reply {
+    let response = handler.handle(request).await;
+    let body = serde_json::from_slice(response.body().as_ref()).expect("every answer is JSON");
+    Reply { status: response.status(), body, response }
+}
+
+/// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
+pub async fn deliver(handler: &Handler, body: &[u8], svix_id: &str) -> String {
+    let reply = send(handler, signed(body, svix_id)).await;
+    assert_eq!(reply.status, StatusCode::OK, "unexpected answer {}", reply.body);
+    reply.body["status"].as_str().unwrap().to_owned()
+}
+
+pub async fn get(client: &Client, table: &str, pk: &str, sk: &str) -> Option<Item> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// Every item of the table, sorted by key: compare two of these to prove nothing changed.
+pub async fn scan(client: &Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort_by_key(|i| (s(i, "pk"), s(i, "sk")));
+    items
+}
+
+/// A string attribute, or "" when absent.
+pub fn s(item: &Item, name: &str) -> String {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A number attribute.
+pub fn n(item: &Item, name: &str) -> i64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap(),
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+/// Queries `gsi1` for one partition.
+pub async fn by_gsi1(client: &Client, table: &str, gsi1pk: &str) -> Vec<Item> {
+    client
+        .query()
+        .table_name(table)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.into()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+/// Items of one partition whose sort key starts with `prefix`.
+pub async fn partition(client: &Client, table: &str, pk: &str, prefix: &str) -> Vec<Item> {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+// --- realistic payloads (shapes from Clerk's OpenAPI; see events/) ---
+
+pub fn user(id: &str, updated_at: i64, last_name: &str) -> Value {
+    json!({
+        "object": "user", "id": id, "username": "ada", "first_name": "Ada", "last_name": last_name,
+        "image_url": "https://img.clerk.com/ada", "has_image": true, "external_id": null,
+        "primary_email_address_id": "idn_primary",
+        "email_addresses": [
+            {"object": "email_address", "id": "idn_secondary", "email_address": "ada@example.com",
+             "verification": {"status": "verified", "strategy": "email_code"}, "linked_to": []},
+            {"object": "email_address", "id": "idn_primary", "email_address": format!("Ada.{id}@Example.org"),
+             "verification": {"status": "verified", "strategy": "email_code"}, "linked_to": []}
+        ],
+        "phone_numbers": [{"object": "phone_number", "id": "idn_phone", "phone_number": "+15555550100"}],
+        "public_metadata": {"plan": "pro"}, "private_metadata": {"stripe": "cus_1"}, "unsafe_metadata": {},
+        "banned": false, "locked": false, "last_sign_in_at": null,
+        "created_at": 1716883200000_i64, "updated_at": updated_at
+    })
+}
+
+pub fn organization(id: &str, updated_at: i64, name: &str) -> Value {
+    json!({
+        "object": "organization", "id": id, "name": name, "slug": format!("slug-{id}"),
+        "image_url": "https://img.clerk.com/org", "has_image": true, "members_count": 1,
+        "max_allowed_memberships": 5, "admin_delete_enabled": true,
+        "public_metadata": {"tier": "gold"}, "private_metadata": {},
+        "created_by": "user_creator", "created_at": 1716883200000_i64, "updated_at": updated_at
+    })
+}
+
+pub fn membership(org_id: &str, user_id: &str, updated_at: i64, role: &str) -> Value {
+    json!({
+        "object": "organization_membership", "id": format!("orgmem_{}{}", &org_id[4..], &user_id[5..]),
+        "role": role, "role_name": "Member", "permissions": ["org:sys_memberships:read"],
+        "public_metadata": {}, "private_metadata": {},
+        "organization": organization(org_id, 1716883200000, "Acme"),
+        "public_user_data": {"user_id": user_id, "first_name": "Ada", "last_name": "Lovelace",
+                             "image_url": "https://img.clerk.com/ada", "has_image": true,
+                             "identifier": "ada@example.org", "username": "ada"},
+        "created_at": 1716883200000_i64, "updated_at": updated_at
+    })
+}
+
+pub fn deleted(object: &str, id: &str) -> Value {
+    json!({"object": object, "id": id, "deleted": true})
+}
+
+/// A unique message id per call.
+pub fn msg_id() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("msg_{nanos}x{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
