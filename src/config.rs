@@ -64,10 +64,11 @@ impl Config {
                 present(SECRET_FALLBACK_VAR).ok_or(ConfigError::Missing(SECRET_VAR))?,
             ),
         };
-        let verifier = Verifier::new(parse_secrets(&secrets).map_err(|e| ConfigError::Invalid {
-            var: secret_var,
-            reason: e.to_string(),
-        })?);
+        let verifier =
+            Verifier::new(parse_secrets(&secrets).map_err(|e| ConfigError::Invalid {
+                var: secret_var,
+                reason: e.to_string(),
+            })?);
         let table_name = present(TABLE_VAR).ok_or(ConfigError::Missing(TABLE_VAR))?;
         let retention = Retention {
             event_secs: days(&present, EVENT_TTL_VAR, DEFAULT_EVENT_TTL_DAYS)?,
@@ -123,8 +124,10 @@ mod tests {
     const B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 

@@ -152,7 +152,9 @@ impl Event {
         let envelope = Envelope::deserialize(value)
             .map_err(|e| DecodeError::InvalidEnvelope(redact(&e.to_string())))?;
         if envelope.object != "event" {
-            return Err(DecodeError::InvalidEnvelope(r#"object is not "event""#.into()));
+            return Err(DecodeError::InvalidEnvelope(
+                r#"object is not "event""#.into(),
+            ));
         }
         if envelope.event_type.is_empty() {
             return Err(DecodeError::InvalidEnvelope("type is empty".into()));
@@ -203,7 +205,12 @@ fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
         | "organizationMembership.deleted" => {
             let m: Membership = typed(event_type, data)?;
             check_id(event_type, "id", &m.id, MEMBERSHIP_PREFIX)?;
-            check_id(event_type, "organization.id", &m.organization.id, ORG_PREFIX)?;
+            check_id(
+                event_type,
+                "organization.id",
+                &m.organization.id,
+                ORG_PREFIX,
+            )?;
             check_id(
                 event_type,
                 "public_user_data.user_id",
@@ -293,7 +300,9 @@ mod tests {
         let event = Event::decode(&envelope("user.created", user_data())).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200123);
         assert_eq!(event.family(), "user");
-        let Payload::UserUpserted(user) = event.payload else { panic!("not a user") };
+        let Payload::UserUpserted(user) = event.payload else {
+            panic!("not a user")
+        };
         assert_eq!(user.primary_email(), Some("Example@Example.org"));
         assert_eq!(user.updated_at, Some(1654012591835));
     }
@@ -302,7 +311,10 @@ mod tests {
     fn a_user_without_a_matching_primary_has_no_email() {
         let mut data = user_data();
         data["primary_email_address_id"] = json!("idn_missing");
-        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data)).unwrap().payload else {
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+            .unwrap()
+            .payload
+        else {
             panic!()
         };
         assert_eq!(user.primary_email(), None);
@@ -312,7 +324,8 @@ mod tests {
     fn ten_digit_timestamps_are_seconds() {
         assert_eq!(normalize_millis(1716883200), 1716883200000);
         assert_eq!(normalize_millis(1716883200123), 1716883200123);
-        let mut body: Value = serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
+        let mut body: Value =
+            serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
         body["timestamp"] = json!(1716883200);
         let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200000);
@@ -328,9 +341,15 @@ mod tests {
 
     #[test]
     fn routes_on_type_not_on_data_object() {
-        let data = json!({"object": "something_else", "id": "org_abc", "slug": "acme", "deleted": true});
+        let data =
+            json!({"object": "something_else", "id": "org_abc", "slug": "acme", "deleted": true});
         let event = Event::decode(&envelope("organization.deleted", data)).unwrap();
-        assert_eq!(event.payload, Payload::OrganizationDeleted(DeletedObject { id: "org_abc".into() }));
+        assert_eq!(
+            event.payload,
+            Payload::OrganizationDeleted(DeletedObject {
+                id: "org_abc".into()
+            })
+        );
     }
 
     #[test]
@@ -370,8 +389,11 @@ mod tests {
 
     #[test]
     fn error_messages_never_echo_values() {
-        let data = json!({"id": "user_1", "first_name": "Jane", "email_addresses": "jane@example.org"});
-        let err = Event::decode(&envelope("user.created", data)).unwrap_err().to_string();
+        let data =
+            json!({"id": "user_1", "first_name": "Jane", "email_addresses": "jane@example.org"});
+        let err = Event::decode(&envelope("user.created", data))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("jane@example.org"), "{err}");
         assert!(err.contains("invalid type"), "{err}");
     }

@@ -125,13 +125,19 @@ impl Handler {
         let started = Instant::now();
         let mut context = Context::default();
         let result = self.process(&request, now, &mut context).await;
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
         let svix_id = context.svix_id.as_deref().unwrap_or("-");
         let event_type = context.event_type.as_deref().unwrap_or("-");
         match result {
             Ok(accepted) => {
-                tracing::info!(svix_id, r#type = event_type, outcome = accepted.as_str(),
-                    status = 200, duration_ms, "webhook accepted");
+                tracing::info!(
+                    svix_id,
+                    r#type = event_type,
+                    outcome = accepted.as_str(),
+                    status = 200,
+                    duration_ms,
+                    "webhook accepted"
+                );
                 json_response(StatusCode::OK, json!({"status": accepted.as_str()}))
             }
             Err(rejection) => {
@@ -151,7 +157,9 @@ impl Handler {
                     let mut response =
                         json_response(status, json!({"error": code, "message": message}));
                     if status == StatusCode::METHOD_NOT_ALLOWED {
-                        response.headers_mut().insert(header::ALLOW, "POST".parse().unwrap());
+                        response
+                            .headers_mut()
+                            .insert(header::ALLOW, "POST".parse().unwrap());
                     }
                     response
                 }
@@ -183,8 +191,12 @@ impl Handler {
         context.svix_id = Some(svix_id.to_owned());
         let event = Event::decode(body)?;
         context.event_type = Some(event.event_type.clone());
-        let Some(plan) = plan(&event, svix_id, &config.retention, now_secs.as_millis() as i64)
-        else {
+        let Some(plan) = plan(
+            &event,
+            svix_id,
+            &config.retention,
+            now_secs.as_millis() as i64,
+        ) else {
             return Ok(Accepted::Ignored);
         };
         let outcome = tokio::time::timeout(STORE_BUDGET, store.apply(&plan))

@@ -7,8 +7,7 @@ use lambda_http::{service_fn, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON lines when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT).
-    lambda_http::tracing::init_default_subscriber();
+    clerk_webhooks::logging::init();
     let config = Config::from_env();
     if let Err(error) = &config {
         tracing::error!(%error, "invalid configuration: every request answers 500 until it is fixed");

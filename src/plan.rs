@@ -24,16 +24,28 @@ pub struct Key {
 
 impl Key {
     pub fn user(user_id: &str) -> Self {
-        Self { pk: format!("USER#{user_id}"), sk: PROFILE_SK.into() }
+        Self {
+            pk: format!("USER#{user_id}"),
+            sk: PROFILE_SK.into(),
+        }
     }
     pub fn organization(org_id: &str) -> Self {
-        Self { pk: format!("ORG#{org_id}"), sk: PROFILE_SK.into() }
+        Self {
+            pk: format!("ORG#{org_id}"),
+            sk: PROFILE_SK.into(),
+        }
     }
     pub fn membership(org_id: &str, user_id: &str) -> Self {
-        Self { pk: format!("ORG#{org_id}"), sk: format!("MEMBER#{user_id}") }
+        Self {
+            pk: format!("ORG#{org_id}"),
+            sk: format!("MEMBER#{user_id}"),
+        }
     }
     pub fn event(svix_id: &str) -> Self {
-        Self { pk: format!("EVENT#{svix_id}"), sk: EVENT_SK.into() }
+        Self {
+            pk: format!("EVENT#{svix_id}"),
+            sk: EVENT_SK.into(),
+        }
     }
 
     fn item(&self) -> Item {
@@ -60,7 +72,11 @@ pub enum Write {
     /// The idempotency record; fails if this svix-id was already applied.
     RecordEvent(Item),
     /// Replaces the item at its key if `guard` holds for `version`.
-    Put { item: Item, version: i64, guard: Guard },
+    Put {
+        item: Item,
+        version: i64,
+        guard: Guard,
+    },
     /// Fails if the item at the key is a tombstone. An absent item passes: a membership
     /// may arrive before its organization or user.
     RequireNotDeleted(Key),
@@ -87,7 +103,12 @@ pub struct Plan {
 /// The writes `event` needs, or `None` for a type we do not sync (nothing is written, not
 /// even the event record, so a later version that handles the type can still apply a replay).
 pub fn plan(event: &Event, svix_id: &str, retention: &Retention, now_ms: i64) -> Option<Plan> {
-    let ctx = Context { event, svix_id, retention, now_ms };
+    let ctx = Context {
+        event,
+        svix_id,
+        retention,
+        now_ms,
+    };
     let (entity, checks, cascade) = match &event.payload {
         Payload::Unhandled => return None,
         Payload::UserUpserted(user) => (ctx.user(user), vec![], None),
@@ -104,18 +125,26 @@ pub fn plan(event: &Event, svix_id: &str, retention: &Retention, now_ms: i64) ->
         Payload::UserDeleted(d) => (
             ctx.tombstone(Key::user(&d.id), "user", &d.id, None),
             vec![],
-            Some(Cascade::UserMemberships { user_id: d.id.clone() }),
+            Some(Cascade::UserMemberships {
+                user_id: d.id.clone(),
+            }),
         ),
         Payload::OrganizationDeleted(d) => (
             ctx.tombstone(Key::organization(&d.id), "organization", &d.id, None),
             vec![],
-            Some(Cascade::OrganizationMemberships { org_id: d.id.clone() }),
+            Some(Cascade::OrganizationMemberships {
+                org_id: d.id.clone(),
+            }),
         ),
         Payload::MembershipDeleted(m) => {
             let (org_id, user_id) = (&m.organization.id, &m.public_user_data.user_id);
             let key = Key::membership(org_id, user_id);
             let ids = json!({"org_id": org_id, "user_id": user_id});
-            (ctx.tombstone(key, "membership", &m.id, Some(ids)), vec![], None)
+            (
+                ctx.tombstone(key, "membership", &m.id, Some(ids)),
+                vec![],
+                None,
+            )
         }
     };
     let mut writes = Vec::with_capacity(2 + checks.len());
@@ -134,7 +163,10 @@ pub fn upsert_version(updated_at: Option<i64>, timestamp_ms: i64) -> i64 {
 /// the membership's last `updated_at`, which equals the version already stored: taking only it
 /// would make the delete a tie and so `stale`. The later of the two orders it correctly.
 pub fn delete_version(updated_at: Option<i64>, timestamp_ms: i64) -> i64 {
-    updated_at.map(normalize_millis).unwrap_or(i64::MIN).max(timestamp_ms)
+    updated_at
+        .map(normalize_millis)
+        .unwrap_or(i64::MIN)
+        .max(timestamp_ms)
 }
 
 struct Context<'a> {
@@ -155,7 +187,11 @@ impl Context<'_> {
         insert(&mut item, "type", self.event.event_type.as_str());
         insert(&mut item, "event_timestamp", self.event.timestamp_ms);
         insert(&mut item, "received_at", self.now_ms);
-        insert(&mut item, "expires_at", self.expires_at(self.retention.event_secs));
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_at(self.retention.event_secs),
+        );
         item
     }
 
@@ -175,7 +211,11 @@ impl Context<'_> {
         let mut item = self.entity(Key::user(&user.id), "user", &user.id, version);
         if let Some(email) = user.primary_email() {
             insert(&mut item, "email", email);
-            insert(&mut item, "gsi1pk", format!("EMAIL#{}", email.to_lowercase()));
+            insert(
+                &mut item,
+                "gsi1pk",
+                format!("EMAIL#{}", email.to_lowercase()),
+            );
             insert(&mut item, "gsi1sk", format!("USER#{}", user.id));
         }
         insert_opt(&mut item, "first_name", &user.first_name);
@@ -186,7 +226,11 @@ impl Context<'_> {
         insert_opt(&mut item, "public_metadata", &user.public_metadata);
         insert_opt(&mut item, "created_at", &user.created_at);
         insert_opt(&mut item, "updated_at", &user.updated_at);
-        Write::Put { item, version, guard: Guard::NewerAndNotDeleted }
+        Write::Put {
+            item,
+            version,
+            guard: Guard::NewerAndNotDeleted,
+        }
     }
 
     fn organization(&self, org: &Organization) -> Write {
@@ -202,7 +246,11 @@ impl Context<'_> {
         insert_opt(&mut item, "public_metadata", &org.public_metadata);
         insert_opt(&mut item, "created_at", &org.created_at);
         insert_opt(&mut item, "updated_at", &org.updated_at);
-        Write::Put { item, version, guard: Guard::NewerAndNotDeleted }
+        Write::Put {
+            item,
+            version,
+            guard: Guard::NewerAndNotDeleted,
+        }
     }
 
     fn membership(&self, m: &Membership) -> Write {
@@ -221,7 +269,11 @@ impl Context<'_> {
         insert(&mut item, "gsi1sk", format!("ORG#{org_id}"));
         // A membership key (org + user) can come back: a removed member may be re-added,
         // so its tombstone yields to a newer version rather than being final.
-        Write::Put { item, version, guard: Guard::Newer }
+        Write::Put {
+            item,
+            version,
+            guard: Guard::Newer,
+        }
     }
 
     /// Keeps the key and the version, drops every personal attribute and the GSI keys.
@@ -237,12 +289,20 @@ impl Context<'_> {
         insert(&mut item, "deleted", true);
         insert(&mut item, "version", version);
         insert(&mut item, "deleted_at", self.event.timestamp_ms);
-        insert(&mut item, "expires_at", self.expires_at(self.retention.tombstone_secs));
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_at(self.retention.tombstone_secs),
+        );
         insert(&mut item, "last_svix_id", self.svix_id);
         if let Some(Value::Object(ids)) = ids {
             item.extend(ids);
         }
-        Write::Put { item, version, guard: Guard::Newer }
+        Write::Put {
+            item,
+            version,
+            guard: Guard::Newer,
+        }
     }
 }
 
@@ -302,7 +362,11 @@ mod tests {
 
     fn put(w: &Write) -> (&Item, i64, Guard) {
         match w {
-            Write::Put { item, version, guard } => (item, *version, *guard),
+            Write::Put {
+                item,
+                version,
+                guard,
+            } => (item, *version, *guard),
             other => panic!("expected a put, got {other:?}"),
         }
     }
@@ -312,7 +376,9 @@ mod tests {
         let p = plan_of(&user_event());
         assert_eq!(p.writes.len(), 2);
         assert_eq!(p.cascade, None);
-        let Write::RecordEvent(record) = &p.writes[0] else { panic!("first write is the record") };
+        let Write::RecordEvent(record) = &p.writes[0] else {
+            panic!("first write is the record")
+        };
         assert_eq!(record["pk"], json!(format!("EVENT#{SVIX}")));
         assert_eq!(record["type"], json!("user.updated"));
         assert_eq!(record["expires_at"], json!(NOW / 1000 + 30 * 86_400));
@@ -341,18 +407,31 @@ mod tests {
 
     #[test]
     fn organization_upsert_indexes_the_slug() {
-        let e = event("organization.created", NOW,
-            json!({"id": "org_1", "name": "Acme", "slug": "acme", "updated_at": 1_716_883_200_000_i64}));
+        let e = event(
+            "organization.created",
+            NOW,
+            json!({"id": "org_1", "name": "Acme", "slug": "acme", "updated_at": 1_716_883_200_000_i64}),
+        );
         let p = plan_of(&e);
         let (item, _, guard) = put(&p.writes[1]);
         assert_eq!(guard, Guard::NewerAndNotDeleted);
-        assert_eq!((&item["pk"], &item["gsi1pk"], &item["gsi1sk"]),
-                   (&json!("ORG#org_1"), &json!("SLUG#acme"), &json!("ORG#org_1")));
+        assert_eq!(
+            (&item["pk"], &item["gsi1pk"], &item["gsi1sk"]),
+            (
+                &json!("ORG#org_1"),
+                &json!("SLUG#acme"),
+                &json!("ORG#org_1")
+            )
+        );
     }
 
     #[test]
     fn membership_upsert_checks_both_parents_are_not_deleted() {
-        let p = plan_of(&event("organizationMembership.created", NOW, membership_data()));
+        let p = plan_of(&event(
+            "organizationMembership.created",
+            NOW,
+            membership_data(),
+        ));
         assert_eq!(p.writes.len(), 4);
         let (item, _, guard) = put(&p.writes[1]);
         assert_eq!(guard, Guard::Newer);
@@ -361,13 +440,29 @@ mod tests {
         assert_eq!(item["gsi1pk"], json!("USER#user_1"));
         assert_eq!(item["gsi1sk"], json!("ORG#org_1"));
         assert_eq!(item["permissions"], json!(["org:sys_memberships:read"]));
-        assert_eq!(p.writes[2], Write::RequireNotDeleted(Key::organization("org_1")));
+        assert_eq!(
+            p.writes[2],
+            Write::RequireNotDeleted(Key::organization("org_1"))
+        );
         assert_eq!(p.writes[3], Write::RequireNotDeleted(Key::user("user_1")));
     }
 
     fn assert_no_personal_data(item: &Item) {
-        for gone in ["email", "first_name", "last_name", "username", "image_url", "data",
-                     "public_metadata", "name", "slug", "gsi1pk", "gsi1sk", "role", "permissions"] {
+        for gone in [
+            "email",
+            "first_name",
+            "last_name",
+            "username",
+            "image_url",
+            "data",
+            "public_metadata",
+            "name",
+            "slug",
+            "gsi1pk",
+            "gsi1sk",
+            "role",
+            "permissions",
+        ] {
             assert!(!item.contains_key(gone), "tombstone keeps {gone}");
         }
         assert_eq!(item["deleted"], json!(true));
@@ -375,9 +470,18 @@ mod tests {
 
     #[test]
     fn user_delete_is_a_tombstone_then_a_cascade() {
-        let e = event("user.deleted", 1_716_883_250_000, json!({"id": "user_1", "deleted": true}));
+        let e = event(
+            "user.deleted",
+            1_716_883_250_000,
+            json!({"id": "user_1", "deleted": true}),
+        );
         let p = plan_of(&e);
-        assert_eq!(p.cascade, Some(Cascade::UserMemberships { user_id: "user_1".into() }));
+        assert_eq!(
+            p.cascade,
+            Some(Cascade::UserMemberships {
+                user_id: "user_1".into()
+            })
+        );
         let (item, version, guard) = put(&p.writes[1]);
         assert_eq!((version, guard), (1_716_883_250_000, Guard::Newer));
         assert_eq!(item["deleted_at"], json!(1_716_883_250_000_i64));
@@ -387,16 +491,29 @@ mod tests {
 
     #[test]
     fn organization_delete_cascades_to_its_partition() {
-        let e = event("organization.deleted", NOW, json!({"id": "org_1", "slug": "acme", "deleted": true}));
+        let e = event(
+            "organization.deleted",
+            NOW,
+            json!({"id": "org_1", "slug": "acme", "deleted": true}),
+        );
         let p = plan_of(&e);
-        assert_eq!(p.cascade, Some(Cascade::OrganizationMemberships { org_id: "org_1".into() }));
+        assert_eq!(
+            p.cascade,
+            Some(Cascade::OrganizationMemberships {
+                org_id: "org_1".into()
+            })
+        );
         assert_no_personal_data(put(&p.writes[1]).0);
     }
 
     #[test]
     fn membership_delete_outranks_the_update_it_follows() {
         // Clerk's membership.deleted carries the membership's last updated_at.
-        let e = event("organizationMembership.deleted", 1_716_883_260_000, membership_data());
+        let e = event(
+            "organizationMembership.deleted",
+            1_716_883_260_000,
+            membership_data(),
+        );
         let p = plan_of(&e);
         assert_eq!(p.writes.len(), 2, "deletes need no parent checks");
         let (item, version, _) = put(&p.writes[1]);

@@ -46,7 +46,10 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {detail}")]
-    Call { operation: &'static str, detail: String },
+    Call {
+        operation: &'static str,
+        detail: String,
+    },
     #[error("transaction cancelled: {0}")]
     Cancelled(String),
     #[error("DynamoDB left {0} cascade deletes unprocessed after retries")]
@@ -133,7 +136,11 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .index_name(GSI1)
         .key_schema(key("gsi1pk", KeyType::Hash))
         .key_schema(key("gsi1sk", KeyType::Range))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .expect("name, keys and projection are set");
     let created = client
@@ -151,7 +158,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await;
     match created {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
             return Ok(())
         }
         Err(e) => return Err(StoreError::call("CreateTable", &e)),
@@ -179,7 +189,10 @@ pub struct Store {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -263,7 +276,11 @@ impl Store {
                     .map_err(|e| StoreError::Item(e.to_string()))?;
                 TransactWriteItem::builder().put(put).build()
             }
-            Write::Put { item, version, guard } => {
+            Write::Put {
+                item,
+                version,
+                guard,
+            } => {
                 let condition = match guard {
                     Guard::Newer => "attribute_not_exists(pk) OR #version < :version",
                     // A tombstone has `deleted`; live items never do.
@@ -299,7 +316,10 @@ impl Store {
         Ok(item)
     }
 
-    fn put(&self, item: &Item) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
+    fn put(
+        &self,
+        item: &Item,
+    ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
         Ok(Put::builder().table_name(&self.table).set_item(Some(item)))
@@ -335,7 +355,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| StoreError::call("Query", &e))?;
-            let keys: Vec<_> = page.items().iter().map(|i| key_only(i)).collect();
+            let keys: Vec<_> = page.items().iter().map(key_only).collect();
             for chunk in keys.chunks(25) {
                 self.batch_delete(chunk.to_vec()).await?;
                 deleted += chunk.len();
@@ -416,7 +436,9 @@ fn classify(reasons: &[CancellationReason]) -> Cancellation {
 /// randomly per instance.
 fn backoff(attempt: u32, base_ms: u64) -> Duration {
     use std::hash::{BuildHasher, Hasher};
-    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let jitter = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let ceiling = base_ms << attempt.min(6);
     Duration::from_millis(ceiling / 2 + jitter % (ceiling / 2 + 1))
 }
@@ -453,7 +475,10 @@ mod tests {
 
     #[test]
     fn event_record_failure_is_a_duplicate_whatever_else_failed() {
-        let r = [reason("ConditionalCheckFailed"), reason("ConditionalCheckFailed")];
+        let r = [
+            reason("ConditionalCheckFailed"),
+            reason("ConditionalCheckFailed"),
+        ];
         assert_eq!(outcome(&r), Some((Outcome::Duplicate, false)));
     }
 
@@ -461,13 +486,20 @@ mod tests {
     fn entity_or_parent_failure_is_stale() {
         let r = [reason("None"), reason("ConditionalCheckFailed")];
         assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
-        let r = [reason("None"), reason("None"), reason("ConditionalCheckFailed")];
+        let r = [
+            reason("None"),
+            reason("None"),
+            reason("ConditionalCheckFailed"),
+        ];
         assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
         let tomb = CancellationReason::builder()
             .code("ConditionalCheckFailed")
             .item("deleted", AttributeValue::Bool(true))
             .build();
-        assert_eq!(outcome(&[reason("None"), tomb]), Some((Outcome::Stale, true)));
+        assert_eq!(
+            outcome(&[reason("None"), tomb]),
+            Some((Outcome::Stale, true))
+        );
     }
 
     #[test]
@@ -476,7 +508,8 @@ mod tests {
             classify(&[reason("TransactionConflict"), reason("None")]),
             Cancellation::Conflict
         ));
-        let Cancellation::Other(codes) = classify(&[reason("ThrottlingError"), reason("None")]) else {
+        let Cancellation::Other(codes) = classify(&[reason("ThrottlingError"), reason("None")])
+        else {
             panic!("throttling must not be an outcome")
         };
         assert_eq!(codes, "ThrottlingError,None");

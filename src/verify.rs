@@ -90,7 +90,10 @@ impl SigningSecret {
 
     /// The `v1,<base64>` entry a sender puts in `svix-signature`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", BASE64.encode(self.sign_raw(msg_id, timestamp, body)))
+        format!(
+            "v1,{}",
+            BASE64.encode(self.sign_raw(msg_id, timestamp, body))
+        )
     }
 }
 
@@ -221,10 +224,19 @@ mod tests {
         Verifier::new(vec![SigningSecret::parse(secret).unwrap()])
     }
 
-    fn check(signatures: &str, ts: &str, body: &[u8], now: i64) -> Result<&'static str, VerifyError> {
+    fn check(
+        signatures: &str,
+        ts: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<&'static str, VerifyError> {
         let sigs: &'static str = Box::leak(signatures.to_owned().into_boxed_str());
         let ts: &'static str = Box::leak(ts.to_owned().into_boxed_str());
-        let headers = SignatureHeaders { msg_id: MSG_ID, timestamp: ts, signatures: sigs };
+        let headers = SignatureHeaders {
+            msg_id: MSG_ID,
+            timestamp: ts,
+            signatures: sigs,
+        };
         verifier(SECRET).verify(&headers, body, now)
     }
 
@@ -269,13 +281,20 @@ mod tests {
 
     #[test]
     fn timestamp_changed_by_one_second_fails() {
-        assert_eq!(check(GOOD, "1614265331", BODY, TS), Err(VerifyError::NoMatchingSignature));
-        assert_eq!(check(GOOD, "1614265329", BODY, TS), Err(VerifyError::NoMatchingSignature));
+        assert_eq!(
+            check(GOOD, "1614265331", BODY, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            check(GOOD, "1614265329", BODY, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
     }
 
     #[test]
     fn any_matching_v1_among_many_passes() {
-        let list = format!("{OTHER} v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= {GOOD} {OTHER}");
+        let list =
+            format!("{OTHER} v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= {GOOD} {OTHER}");
         assert_eq!(check(&list, "1614265330", BODY, TS), Ok(MSG_ID));
     }
 
@@ -283,28 +302,47 @@ mod tests {
     fn right_signature_under_another_version_fails() {
         let v2 = GOOD.replacen("v1,", "v2,", 1);
         let v1a = GOOD.replacen("v1,", "v1a,", 1);
-        assert_eq!(check(&v2, "1614265330", BODY, TS), Err(VerifyError::NoMatchingSignature));
-        assert_eq!(check(&v1a, "1614265330", BODY, TS), Err(VerifyError::NoMatchingSignature));
+        assert_eq!(
+            check(&v2, "1614265330", BODY, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            check(&v1a, "1614265330", BODY, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
     }
 
     #[test]
     fn body_changed_by_one_byte_fails() {
         let body = br#"{"test": 2432232315}"#;
-        assert_eq!(check(GOOD, "1614265330", body, TS), Err(VerifyError::NoMatchingSignature));
+        assert_eq!(
+            check(GOOD, "1614265330", body, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
     }
 
     #[test]
     fn tolerance_is_300_seconds_inclusive_both_ways() {
         let secret = SigningSecret::parse(SECRET).unwrap();
         let now = 1_800_000_000;
-        for (offset, ok) in [(-300, true), (300, true), (-301, false), (301, false), (0, true)] {
+        for (offset, ok) in [
+            (-300, true),
+            (300, true),
+            (-301, false),
+            (301, false),
+            (0, true),
+        ] {
             let ts = now + offset;
             let sig = secret.sign(MSG_ID, ts, BODY);
             let result = check(&sig, &ts.to_string(), BODY, now);
             if ok {
                 assert_eq!(result, Ok(MSG_ID), "offset {offset}");
             } else {
-                assert_eq!(result, Err(VerifyError::TimestampOutOfTolerance), "offset {offset}");
+                assert_eq!(
+                    result,
+                    Err(VerifyError::TimestampOutOfTolerance),
+                    "offset {offset}"
+                );
             }
         }
     }
@@ -313,7 +351,11 @@ mod tests {
     fn non_integer_timestamps_are_malformed() {
         for ts in ["", "abc", "1614265330.5", "99999999999999999999999"] {
             let err = check(GOOD, ts, BODY, TS).unwrap_err();
-            assert_eq!(err, VerifyError::InvalidTimestamp("svix-timestamp"), "{ts:?}");
+            assert_eq!(
+                err,
+                VerifyError::InvalidTimestamp("svix-timestamp"),
+                "{ts:?}"
+            );
             assert!(err.is_malformed());
         }
     }
@@ -322,15 +364,26 @@ mod tests {
     fn any_configured_secret_may_verify() {
         let other = SigningSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         let v = Verifier::new(vec![other, SigningSecret::parse(SECRET).unwrap()]);
-        let headers = SignatureHeaders { msg_id: MSG_ID, timestamp: "1614265330", signatures: GOOD };
+        let headers = SignatureHeaders {
+            msg_id: MSG_ID,
+            timestamp: "1614265330",
+            signatures: GOOD,
+        };
         assert_eq!(v.verify(&headers, BODY, TS), Ok(MSG_ID));
     }
 
     #[test]
     fn wrong_secret_fails() {
         let v = verifier("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
-        let headers = SignatureHeaders { msg_id: MSG_ID, timestamp: "1614265330", signatures: GOOD };
-        assert_eq!(v.verify(&headers, BODY, TS), Err(VerifyError::NoMatchingSignature));
+        let headers = SignatureHeaders {
+            msg_id: MSG_ID,
+            timestamp: "1614265330",
+            signatures: GOOD,
+        };
+        assert_eq!(
+            v.verify(&headers, BODY, TS),
+            Err(VerifyError::NoMatchingSignature)
+        );
     }
 
     #[test]
@@ -338,8 +391,14 @@ mod tests {
         let bare = SigningSecret::parse(SECRET.trim_start_matches("whsec_")).unwrap();
         assert_eq!(bare.sign(MSG_ID, TS, BODY), GOOD);
         assert_eq!(SigningSecret::parse("").unwrap_err(), SecretError::Empty);
-        assert_eq!(SigningSecret::parse("whsec_").unwrap_err(), SecretError::Empty);
-        assert_eq!(SigningSecret::parse("whsec_!!!").unwrap_err(), SecretError::NotBase64);
+        assert_eq!(
+            SigningSecret::parse("whsec_").unwrap_err(),
+            SecretError::Empty
+        );
+        assert_eq!(
+            SigningSecret::parse("whsec_!!!").unwrap_err(),
+            SecretError::NotBase64
+        );
     }
 
     #[test]
@@ -367,19 +426,42 @@ mod tests {
             ("svix-signature", "v1,x"),
         ]);
         let h = SignatureHeaders::from_headers(&map).unwrap();
-        assert_eq!(h, SignatureHeaders { msg_id: "msg_a", timestamp: "1", signatures: "v1,x" });
+        assert_eq!(
+            h,
+            SignatureHeaders {
+                msg_id: "msg_a",
+                timestamp: "1",
+                signatures: "v1,x"
+            }
+        );
     }
 
     #[test]
     fn missing_empty_repeated_and_non_ascii_headers_are_malformed() {
-        let full = [("svix-id", "msg_a"), ("svix-timestamp", "1"), ("svix-signature", "v1,x")];
+        let full = [
+            ("svix-id", "msg_a"),
+            ("svix-timestamp", "1"),
+            ("svix-signature", "v1,x"),
+        ];
         for drop in 0..3 {
-            let pairs: Vec<_> = full.iter().enumerate().filter(|(i, _)| *i != drop).map(|(_, p)| *p).collect();
+            let pairs: Vec<_> = full
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != drop)
+                .map(|(_, p)| *p)
+                .collect();
             let err = SignatureHeaders::from_headers(&headers_of(&pairs)).unwrap_err();
             assert_eq!(err, VerifyError::MissingHeader(full[drop].0));
         }
-        let empty = headers_of(&[("svix-id", ""), ("svix-timestamp", "1"), ("svix-signature", "v1,x")]);
-        assert_eq!(SignatureHeaders::from_headers(&empty).unwrap_err(), VerifyError::InvalidHeader("svix-id"));
+        let empty = headers_of(&[
+            ("svix-id", ""),
+            ("svix-timestamp", "1"),
+            ("svix-signature", "v1,x"),
+        ]);
+        assert_eq!(
+            SignatureHeaders::from_headers(&empty).unwrap_err(),
+            VerifyError::InvalidHeader("svix-id")
+        );
         let repeated = headers_of(&[
             ("svix-id", "msg_a"),
             ("svix-timestamp", "1"),
@@ -391,7 +473,13 @@ mod tests {
             VerifyError::InvalidHeader("svix-signature")
         );
         let mut non_ascii = headers_of(&[("svix-timestamp", "1"), ("svix-signature", "v1,x")]);
-        non_ascii.insert("svix-id", http::HeaderValue::from_bytes("msg_é".as_bytes()).unwrap());
-        assert_eq!(SignatureHeaders::from_headers(&non_ascii).unwrap_err(), VerifyError::InvalidHeader("svix-id"));
+        non_ascii.insert(
+            "svix-id",
+            http::HeaderValue::from_bytes("msg_é".as_bytes()).unwrap(),
+        );
+        assert_eq!(
+            SignatureHeaders::from_headers(&non_ascii).unwrap_err(),
+            VerifyError::InvalidHeader("svix-id")
+        );
     }
 }

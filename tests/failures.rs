@@ -23,7 +23,12 @@ async fn assert_retry(endpoint: &str) -> Duration {
     let started = Instant::now();
     let reply = send(&h, signed(&body(), &msg_id())).await;
     let took = started.elapsed();
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
     assert_eq!(reply.body["status"], json!("retry"));
     assert_eq!(reply.body["error"], json!("store_unavailable"));
     // Well inside Svix's 15 s, so Svix sees our 503 rather than its own timeout.
@@ -50,7 +55,10 @@ async fn dynamodb_that_never_answers_is_503_before_svix_gives_up() {
         }
     });
     let took = assert_retry(&format!("http://127.0.0.1:{port}")).await;
-    assert!(took >= Duration::from_secs(2), "gave up after {took:?}, before one attempt timed out");
+    assert!(
+        took >= Duration::from_secs(2),
+        "gave up after {took:?}, before one attempt timed out"
+    );
 }
 
 /// Answers every request the way DynamoDB does when it throttles.
@@ -58,12 +66,16 @@ async fn throttle(mut socket: TcpStream) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        let Ok(n) = socket.read(&mut chunk).await else { return };
+        let Ok(n) = socket.read(&mut chunk).await else {
+            return;
+        };
         if n == 0 {
             return;
         }
         buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
         let length: usize = head
             .lines()
@@ -112,7 +124,12 @@ async fn a_transaction_dynamodb_rejects_applies_nothing_not_even_the_event_recor
     let huge = envelope("user.updated", T0 + 1_005, huge);
     let id = msg_id();
     let reply = send(&h, signed(&huge, &id)).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
     assert_eq!(scan(&client, &table).await, before, "the table changed");
     // The retry is not mistaken for a duplicate: no event record was written.
     let reply = send(&h, signed(&huge, &id)).await;
@@ -124,5 +141,12 @@ async fn a_table_that_does_not_exist_is_503_not_a_crash() {
     let h = handler_for(local_client(), "no-such-table");
     let reply = send(&h, signed(&body(), &msg_id())).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(reply.body["message"].as_str().unwrap().contains("ResourceNotFound"), "{}", reply.body);
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("ResourceNotFound"),
+        "{}",
+        reply.body
+    );
 }

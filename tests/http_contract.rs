@@ -16,11 +16,17 @@ use serde_json::json;
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 
 fn user_body() -> Vec<u8> {
-    envelope("user.created", 1_716_883_200_005, user(USER, 1_716_883_200_000, "Lovelace"))
+    envelope(
+        "user.created",
+        1_716_883_200_005,
+        user(USER, 1_716_883_200_000, "Lovelace"),
+    )
 }
 
 fn request(method: &str, headers: &[(&str, String)], body: Body) -> Request {
-    let mut builder = HttpRequest::builder().method(method).uri("https://fn.lambda-url.us-east-1.on.aws/");
+    let mut builder = HttpRequest::builder()
+        .method(method)
+        .uri("https://fn.lambda-url.us-east-1.on.aws/");
     for (name, value) in headers {
         builder = builder.header(*name, value.as_str());
     }
@@ -29,17 +35,40 @@ fn request(method: &str, headers: &[(&str, String)], body: Body) -> Request {
 
 fn signature_headers(body: &[u8], id: &str, ts: i64) -> Vec<(&'static str, String)> {
     let sig = SigningSecret::parse(SECRET).unwrap().sign(id, ts, body);
-    vec![("svix-id", id.to_owned()), ("svix-timestamp", ts.to_string()), ("svix-signature", sig)]
+    vec![
+        ("svix-id", id.to_owned()),
+        ("svix-timestamp", ts.to_string()),
+        ("svix-signature", sig),
+    ]
 }
 
 /// Sends `request` and checks the refusal: status, error code, a message, and no write.
-async fn assert_refused(h: &Handler, client: &aws_sdk_dynamodb::Client, table: &str, request: Request, status: StatusCode, code: &str) {
+async fn assert_refused(
+    h: &Handler,
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    request: Request,
+    status: StatusCode,
+    code: &str,
+) {
     let reply = send(h, request).await;
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"], json!(code), "{}", reply.body);
-    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.body);
-    assert_eq!(reply.response.headers()[header::CONTENT_TYPE], "application/json");
-    assert!(scan(client, table).await.is_empty(), "a refused request wrote to the table");
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.response.headers()[header::CONTENT_TYPE],
+        "application/json"
+    );
+    assert!(
+        scan(client, table).await.is_empty(),
+        "a refused request wrote to the table"
+    );
 }
 
 #[tokio::test]
@@ -47,7 +76,11 @@ async fn only_post_is_allowed() {
     let (h, client, table) = setup().await;
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         let body = user_body();
-        let req = request(method, &signature_headers(&body, &msg_id(), now_secs()), Body::from(body));
+        let req = request(
+            method,
+            &signature_headers(&body, &msg_id(), now_secs()),
+            Body::from(body),
+        );
         let reply = send(&h, req).await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(reply.response.headers()[header::ALLOW], "POST");
@@ -61,7 +94,15 @@ async fn a_body_over_one_mib_is_refused_before_any_signature_work() {
     let (h, client, table) = setup().await;
     let big = vec![b' '; MAX_BODY_BYTES + 1];
     // No signature headers at all: 413 must come first.
-    assert_refused(&h, &client, &table, request("POST", &[], Body::from(big)), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert_refused(
+        &h,
+        &client,
+        &table,
+        request("POST", &[], Body::from(big)),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -70,15 +111,44 @@ async fn malformed_signature_headers_are_400() {
     let body = user_body();
     let good = signature_headers(&body, &msg_id(), now_secs());
     for missing in 0..3 {
-        let headers: Vec<_> = good.iter().enumerate().filter(|(i, _)| *i != missing).map(|(_, h)| h.clone()).collect();
-        assert_refused(&h, &client, &table, request("POST", &headers, Body::from(body.clone())), StatusCode::BAD_REQUEST, "missing_header").await;
+        let headers: Vec<_> = good
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != missing)
+            .map(|(_, h)| h.clone())
+            .collect();
+        assert_refused(
+            &h,
+            &client,
+            &table,
+            request("POST", &headers, Body::from(body.clone())),
+            StatusCode::BAD_REQUEST,
+            "missing_header",
+        )
+        .await;
     }
     let mut bad_ts = good.clone();
     bad_ts[1].1 = "yesterday".into();
-    assert_refused(&h, &client, &table, request("POST", &bad_ts, Body::from(body.clone())), StatusCode::BAD_REQUEST, "invalid_header").await;
+    assert_refused(
+        &h,
+        &client,
+        &table,
+        request("POST", &bad_ts, Body::from(body.clone())),
+        StatusCode::BAD_REQUEST,
+        "invalid_header",
+    )
+    .await;
     let mut empty = good.clone();
     empty[0].1 = String::new();
-    assert_refused(&h, &client, &table, request("POST", &empty, Body::from(body)), StatusCode::BAD_REQUEST, "invalid_header").await;
+    assert_refused(
+        &h,
+        &client,
+        &table,
+        request("POST", &empty, Body::from(body)),
+        StatusCode::BAD_REQUEST,
+        "invalid_header",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -89,17 +159,53 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
     // Signed with another secret.
     let other = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
     let ts = now_secs();
-    let headers = vec![("svix-id", id.clone()), ("svix-timestamp", ts.to_string()), ("svix-signature", other.sign(&id, ts, &body))];
-    assert_refused(&h, &client, &table, request("POST", &headers, Body::from(body.clone())), StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    let headers = vec![
+        ("svix-id", id.clone()),
+        ("svix-timestamp", ts.to_string()),
+        ("svix-signature", other.sign(&id, ts, &body)),
+    ];
+    assert_refused(
+        &h,
+        &client,
+        &table,
+        request("POST", &headers, Body::from(body.clone())),
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+    )
+    .await;
     // Body changed after signing.
     let mut tampered = body.clone();
     tampered[10] ^= 1;
-    let req = request("POST", &signature_headers(&body, &id, ts), Body::from(tampered));
-    assert_refused(&h, &client, &table, req, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    let req = request(
+        "POST",
+        &signature_headers(&body, &id, ts),
+        Body::from(tampered),
+    );
+    assert_refused(
+        &h,
+        &client,
+        &table,
+        req,
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+    )
+    .await;
     // Correctly signed, but 301 s old / 301 s ahead.
     for offset in [-301, 301] {
-        let req = request("POST", &signature_headers(&body, &id, ts + offset), Body::from(body.clone()));
-        assert_refused(&h, &client, &table, req, StatusCode::UNAUTHORIZED, "timestamp_out_of_tolerance").await;
+        let req = request(
+            "POST",
+            &signature_headers(&body, &id, ts + offset),
+            Body::from(body.clone()),
+        );
+        assert_refused(
+            &h,
+            &client,
+            &table,
+            req,
+            StatusCode::UNAUTHORIZED,
+            "timestamp_out_of_tolerance",
+        )
+        .await;
     }
 }
 
@@ -109,10 +215,22 @@ async fn the_webhook_header_names_are_accepted_too() {
     let body = user_body();
     let headers: Vec<_> = signature_headers(&body, &msg_id(), now_secs())
         .into_iter()
-        .map(|(name, v)| (match name { "svix-id" => "webhook-id", "svix-timestamp" => "webhook-timestamp", _ => "webhook-signature" }, v))
+        .map(|(name, v)| {
+            (
+                match name {
+                    "svix-id" => "webhook-id",
+                    "svix-timestamp" => "webhook-timestamp",
+                    _ => "webhook-signature",
+                },
+                v,
+            )
+        })
         .collect();
     let reply = send(&h, request("POST", &headers, Body::from(body))).await;
-    assert_eq!((reply.status, reply.body["status"].clone()), (StatusCode::OK, json!("applied")));
+    assert_eq!(
+        (reply.status, reply.body["status"].clone()),
+        (StatusCode::OK, json!("applied"))
+    );
 }
 
 #[tokio::test]
@@ -133,26 +251,58 @@ async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
         "body": base64::engine::general_purpose::STANDARD.encode(&body),
         "isBase64Encoded": true
     });
-    let lambda_request: lambda_http::request::LambdaRequest = serde_json::from_value(event).unwrap();
+    let lambda_request: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event).unwrap();
     let reply = send(&h, Request::from(lambda_request)).await;
-    assert_eq!((reply.status, reply.body["status"].clone()), (StatusCode::OK, json!("applied")), "{}", reply.body);
-    assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE").await.is_some());
+    assert_eq!(
+        (reply.status, reply.body["status"].clone()),
+        (StatusCode::OK, json!("applied")),
+        "{}",
+        reply.body
+    );
+    assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .is_some());
 }
 
 #[tokio::test]
 async fn verified_but_unusable_bodies_are_400() {
     let (h, client, table) = setup().await;
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"{\"object\": \"event\", \"type\": ".to_vec(), "invalid_json"),
+        (
+            b"{\"object\": \"event\", \"type\": ".to_vec(),
+            "invalid_json",
+        ),
         (vec![0xff, 0xfe, b'{'], "invalid_json"),
         (b"[]".to_vec(), "invalid_envelope"),
-        (br#"{"object":"event","timestamp":1716883200000,"instance_id":"ins_1","data":{}}"#.to_vec(), "invalid_envelope"),
-        (envelope("user.created", 1, json!({"first_name": "Ada"})), "invalid_payload"),
-        (envelope("organizationMembership.created", 1, json!({"id": "orgmem_1", "role": "org:member"})), "invalid_payload"),
-        (envelope("user.deleted", 1, json!({"id": "not-a-user-id"})), "invalid_payload"),
+        (
+            br#"{"object":"event","timestamp":1716883200000,"instance_id":"ins_1","data":{}}"#
+                .to_vec(),
+            "invalid_envelope",
+        ),
+        (
+            envelope("user.created", 1, json!({"first_name": "Ada"})),
+            "invalid_payload",
+        ),
+        (
+            envelope(
+                "organizationMembership.created",
+                1,
+                json!({"id": "orgmem_1", "role": "org:member"}),
+            ),
+            "invalid_payload",
+        ),
+        (
+            envelope("user.deleted", 1, json!({"id": "not-a-user-id"})),
+            "invalid_payload",
+        ),
     ];
     for (body, code) in cases {
-        let req = request("POST", &signature_headers(&body, &msg_id(), now_secs()), Body::from(body));
+        let req = request(
+            "POST",
+            &signature_headers(&body, &msg_id(), now_secs()),
+            Body::from(body),
+        );
         assert_refused(&h, &client, &table, req, StatusCode::BAD_REQUEST, code).await;
     }
 }
@@ -160,22 +310,48 @@ async fn verified_but_unusable_bodies_are_400() {
 #[tokio::test]
 async fn unsynced_and_unknown_types_are_ignored_with_200_and_write_nothing() {
     let (h, client, table) = setup().await;
-    for event_type in ["session.created", "email.created", "organizationInvitation.accepted", "somethingNew.happened"] {
-        let body = envelope(event_type, 1_716_883_200_000, json!({"id": "x_1", "object": "whatever"}));
-        assert_eq!(deliver(&h, &body, &msg_id()).await, "ignored", "{event_type}");
+    for event_type in [
+        "session.created",
+        "email.created",
+        "organizationInvitation.accepted",
+        "somethingNew.happened",
+    ] {
+        let body = envelope(
+            event_type,
+            1_716_883_200_000,
+            json!({"id": "x_1", "object": "whatever"}),
+        );
+        assert_eq!(
+            deliver(&h, &body, &msg_id()).await,
+            "ignored",
+            "{event_type}"
+        );
     }
     assert!(scan(&client, &table).await.is_empty());
 }
 
 #[tokio::test]
 async fn invalid_configuration_answers_500_naming_the_variable() {
-    let config = clerk_webhooks::config::Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "t".to_owned()));
+    let config = clerk_webhooks::config::Config::from_lookup(|name| {
+        (name == "TABLE_NAME").then(|| "t".to_owned())
+    });
     let h = Handler::new(config, local_client());
     let body = user_body();
-    let reply = send(&h, request("POST", &signature_headers(&body, &msg_id(), now_secs()), Body::from(body))).await;
+    let reply = send(
+        &h,
+        request(
+            "POST",
+            &signature_headers(&body, &msg_id(), now_secs()),
+            Body::from(body),
+        ),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.body["error"], json!("configuration_error"));
-    assert!(reply.body["message"].as_str().unwrap().contains("CLERK_WEBHOOK_SIGNING_SECRET"));
+    assert!(reply.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("CLERK_WEBHOOK_SIGNING_SECRET"));
 }
 
 #[tokio::test]
@@ -183,7 +359,11 @@ async fn the_clock_decides_tolerance() {
     let (h, _client, _table) = setup().await;
     let body = user_body();
     let ts = 1_614_265_330;
-    let req = request("POST", &signature_headers(&body, &msg_id(), ts), Body::from(body));
+    let req = request(
+        "POST",
+        &signature_headers(&body, &msg_id(), ts),
+        Body::from(body),
+    );
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(ts as u64 + 300);
     let response = h.handle_at(req, at).await;
     assert_eq!(response.status(), StatusCode::OK);

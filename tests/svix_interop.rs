@@ -45,7 +45,12 @@ fn svix_sign(requests: &[ToSign]) -> Vec<String> {
         .stdout(Stdio::piped())
         .spawn()
         .expect("node is needed to run Svix's library");
-    child.stdin.take().unwrap().write_all(&serde_json::to_vec(&input).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&input).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the Svix signer failed");
     serde_json::from_slice(&out.stdout).unwrap()
@@ -72,7 +77,12 @@ fn signatures_made_by_svix_verify_and_tampered_ones_do_not() {
     ];
     let bodies = [
         r#"{"test": 2432232314}"#.to_owned(),
-        String::from_utf8(envelope("user.created", 1_716_883_200_000, user("user_1", 1, "Lovelace"))).unwrap(),
+        String::from_utf8(envelope(
+            "user.created",
+            1_716_883_200_000,
+            user("user_1", 1, "Lovelace"),
+        ))
+        .unwrap(),
         "ünïcödé and emoji 🎉 in a body".to_owned(),
         String::new(),
     ];
@@ -80,27 +90,52 @@ fn signatures_made_by_svix_verify_and_tampered_ones_do_not() {
     let mut requests = Vec::new();
     for (i, secret) in secrets.iter().enumerate() {
         for (j, body) in bodies.iter().enumerate() {
-            requests.push(ToSign { secret: secret.to_string(), id: format!("msg_{i}{j}abc"), timestamp: now - (i * j) as i64, body: body.clone() });
+            requests.push(ToSign {
+                secret: secret.to_string(),
+                id: format!("msg_{i}{j}abc"),
+                timestamp: now - (i * j) as i64,
+                body: body.clone(),
+            });
         }
     }
     let signatures = svix_sign(&requests);
     assert_eq!(signatures.len(), requests.len());
     for (r, signature) in requests.iter().zip(&signatures) {
         let verifier = Config::from_lookup(|name| match name {
-            "CLERK_WEBHOOK_SIGNING_SECRET" => Some(format!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,{}", r.secret)),
+            "CLERK_WEBHOOK_SIGNING_SECRET" => Some(format!(
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,{}",
+                r.secret
+            )),
             "TABLE_NAME" => Some("t".into()),
             _ => None,
         })
         .unwrap()
         .verifier;
         let ts = r.timestamp.to_string();
-        let headers = SignatureHeaders { msg_id: &r.id, timestamp: &ts, signatures: signature };
-        assert_eq!(verifier.verify(&headers, r.body.as_bytes(), now), Ok(r.id.as_str()), "{signature}");
+        let headers = SignatureHeaders {
+            msg_id: &r.id,
+            timestamp: &ts,
+            signatures: signature,
+        };
+        assert_eq!(
+            verifier.verify(&headers, r.body.as_bytes(), now),
+            Ok(r.id.as_str()),
+            "{signature}"
+        );
         let mut tampered = r.body.clone().into_bytes();
         tampered.push(b' ');
-        assert_eq!(verifier.verify(&headers, &tampered, now), Err(VerifyError::NoMatchingSignature));
-        let other_id = SignatureHeaders { msg_id: "msg_other", ..headers };
-        assert_eq!(verifier.verify(&other_id, r.body.as_bytes(), now), Err(VerifyError::NoMatchingSignature));
+        assert_eq!(
+            verifier.verify(&headers, &tampered, now),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        let other_id = SignatureHeaders {
+            msg_id: "msg_other",
+            ..headers
+        };
+        assert_eq!(
+            verifier.verify(&other_id, r.body.as_bytes(), now),
+            Err(VerifyError::NoMatchingSignature)
+        );
     }
 }
 
@@ -130,29 +165,51 @@ async fn every_fixture_signed_by_svix_replays_the_story_into_dynamodb() {
     let requests: Vec<ToSign> = STORY
         .iter()
         .enumerate()
-        .map(|(i, (t, _))| ToSign { secret: SECRET.into(), id: format!("msg_story{i}"), timestamp: now, body: fixture(t) })
+        .map(|(i, (t, _))| ToSign {
+            secret: SECRET.into(),
+            id: format!("msg_story{i}"),
+            timestamp: now,
+            body: fixture(t),
+        })
         .collect();
     let signatures = svix_sign(&requests);
 
     let user_key = "USER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
     let org_key = "ORG#org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
-    for (((event_type, expected), request), signature) in STORY.iter().zip(&requests).zip(&signatures) {
+    for (((event_type, expected), request), signature) in
+        STORY.iter().zip(&requests).zip(&signatures)
+    {
         let reply = send(&h, svix_request(request, signature)).await;
         assert_eq!(reply.status, StatusCode::OK, "{event_type}: {}", reply.body);
         assert_eq!(reply.body["status"], json!(expected), "{event_type}");
         if *event_type == "organizationMembership.updated" {
-            let m = get(&client, &table, org_key, "MEMBER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC").await.unwrap();
+            let m = get(
+                &client,
+                &table,
+                org_key,
+                "MEMBER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC",
+            )
+            .await
+            .unwrap();
             assert_eq!(s(&m, "role"), "org:admin");
             let u = get(&client, &table, user_key, "PROFILE").await.unwrap();
             assert_eq!(s(&u, "last_name"), "King");
-            assert_eq!(s(&u, "email"), "ada.lovelace@example.org", "the primary email, not the first");
+            assert_eq!(
+                s(&u, "email"),
+                "ada.lovelace@example.org",
+                "the primary email, not the first"
+            );
         }
     }
     // Replaying the whole story again changes nothing: every message is a duplicate.
     let before = scan(&client, &table).await;
     for ((event_type, expected), request) in STORY.iter().zip(&requests) {
         let reply = send(&h, signed(request.body.as_bytes(), &request.id)).await;
-        let again = if *expected == "ignored" { "ignored" } else { "duplicate" };
+        let again = if *expected == "ignored" {
+            "ignored"
+        } else {
+            "duplicate"
+        };
         assert_eq!(reply.body["status"], json!(again), "{event_type}");
     }
     assert_eq!(scan(&client, &table).await, before);
@@ -162,8 +219,23 @@ async fn every_fixture_signed_by_svix_replays_the_story_into_dynamodb() {
     let entities: Vec<(String, String, bool)> = items
         .iter()
         .filter(|i| s(i, "entity") != "event")
-        .map(|i| (s(i, "pk"), s(i, "sk"), i.get("deleted") == Some(&AttributeValue::Bool(true))))
+        .map(|i| {
+            (
+                s(i, "pk"),
+                s(i, "sk"),
+                i.get("deleted") == Some(&AttributeValue::Bool(true)),
+            )
+        })
         .collect();
-    assert_eq!(entities, [(org_key.into(), "PROFILE".into(), true), (user_key.into(), "PROFILE".into(), true)]);
-    assert_eq!(items.iter().filter(|i| s(i, "entity") == "event").count(), 9);
+    assert_eq!(
+        entities,
+        [
+            (org_key.into(), "PROFILE".into(), true),
+            (user_key.into(), "PROFILE".into(), true)
+        ]
+    );
+    assert_eq!(
+        items.iter().filter(|i| s(i, "entity") == "event").count(),
+        9
+    );
 }

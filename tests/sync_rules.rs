@@ -19,28 +19,47 @@ async fn user_created_is_stored_with_its_primary_email_and_whole_data() {
     let body = envelope("user.created", T0 + 5, user(USER, T0, "Lovelace"));
     assert_eq!(deliver(&h, &body, &id).await, "applied");
 
-    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE").await.unwrap();
+    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(s(&item, "entity"), "user");
     assert_eq!(s(&item, "id"), USER);
     // The second address is the primary one: not simply the first.
     assert_eq!(s(&item, "email"), format!("Ada.{USER}@Example.org"));
-    assert_eq!(s(&item, "gsi1pk"), format!("EMAIL#ada.{}@example.org", USER.to_lowercase()));
+    assert_eq!(
+        s(&item, "gsi1pk"),
+        format!("EMAIL#ada.{}@example.org", USER.to_lowercase())
+    );
     assert_eq!(s(&item, "last_name"), "Lovelace");
     assert_eq!(n(&item, "version"), T0);
     assert_eq!(n(&item, "updated_at"), T0);
     assert_eq!(s(&item, "last_svix_id"), id);
-    let Some(AttributeValue::M(data)) = item.get("data") else { panic!("data is a native map") };
+    let Some(AttributeValue::M(data)) = item.get("data") else {
+        panic!("data is a native map")
+    };
     assert!(matches!(data.get("email_addresses"), Some(AttributeValue::L(l)) if l.len() == 2));
-    let Some(AttributeValue::M(meta)) = item.get("public_metadata") else { panic!("metadata is a map") };
+    let Some(AttributeValue::M(meta)) = item.get("public_metadata") else {
+        panic!("metadata is a map")
+    };
     assert_eq!(meta.get("plan"), Some(&AttributeValue::S("pro".into())));
 
-    let record = get(&client, &table, &format!("EVENT#{id}"), "EVENT").await.unwrap();
+    let record = get(&client, &table, &format!("EVENT#{id}"), "EVENT")
+        .await
+        .unwrap();
     assert_eq!(s(&record, "type"), "user.created");
     let ttl = n(&record, "expires_at") - now_secs();
-    assert!((30 * 86_400 - 60..=30 * 86_400).contains(&ttl), "event record lives 30 days: {ttl}");
+    assert!(
+        (30 * 86_400 - 60..=30 * 86_400).contains(&ttl),
+        "event record lives 30 days: {ttl}"
+    );
 
     // Access pattern: user by email (lower-cased).
-    let found = by_gsi1(&client, &table, &format!("EMAIL#ada.{}@example.org", USER.to_lowercase())).await;
+    let found = by_gsi1(
+        &client,
+        &table,
+        &format!("EMAIL#ada.{}@example.org", USER.to_lowercase()),
+    )
+    .await;
     assert_eq!(found.len(), 1);
     assert_eq!(s(&found[0], "id"), USER);
 }
@@ -59,11 +78,17 @@ async fn the_same_svix_id_twice_is_a_duplicate_and_changes_nothing() {
 #[tokio::test]
 async fn update_before_create_keeps_the_newer_version() {
     let (h, client, table) = setup().await;
-    let updated = envelope("user.updated", T0 + 3_600_005, user(USER, T0 + 3_600_000, "King"));
+    let updated = envelope(
+        "user.updated",
+        T0 + 3_600_005,
+        user(USER, T0 + 3_600_000, "King"),
+    );
     let created = envelope("user.created", T0 + 5, user(USER, T0, "Lovelace"));
     assert_eq!(deliver(&h, &updated, &msg_id()).await, "applied");
     assert_eq!(deliver(&h, &created, &msg_id()).await, "stale");
-    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE").await.unwrap();
+    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(s(&item, "last_name"), "King");
     assert_eq!(n(&item, "version"), T0 + 3_600_000);
 }
@@ -71,13 +96,21 @@ async fn update_before_create_keeps_the_newer_version() {
 #[tokio::test]
 async fn a_stale_event_leaves_no_event_record() {
     let (h, client, table) = setup().await;
-    let newer = envelope("organization.updated", T0, organization(ORG, T0 + 10, "New"));
+    let newer = envelope(
+        "organization.updated",
+        T0,
+        organization(ORG, T0 + 10, "New"),
+    );
     let older = envelope("organization.updated", T0, organization(ORG, T0 + 5, "Old"));
     assert_eq!(deliver(&h, &newer, &msg_id()).await, "applied");
     let id = msg_id();
     assert_eq!(deliver(&h, &older, &id).await, "stale");
-    assert!(get(&client, &table, &format!("EVENT#{id}"), "EVENT").await.is_none());
-    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE").await.unwrap();
+    assert!(get(&client, &table, &format!("EVENT#{id}"), "EVENT")
+        .await
+        .is_none());
+    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(s(&org, "name"), "New");
     // Access pattern: organization by slug.
     let found = by_gsi1(&client, &table, &format!("SLUG#slug-{ORG}")).await;
@@ -87,38 +120,100 @@ async fn a_stale_event_leaves_no_event_record() {
 #[tokio::test]
 async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_back() {
     let (h, client, table) = setup().await;
-    deliver(&h, &envelope("user.created", T0, user(USER, T0, "Lovelace")), &msg_id()).await;
+    deliver(
+        &h,
+        &envelope("user.created", T0, user(USER, T0, "Lovelace")),
+        &msg_id(),
+    )
+    .await;
     let deleted_at = T0 + 7_200_000;
-    assert_eq!(deliver(&h, &envelope("user.deleted", deleted_at, deleted("user", USER)), &msg_id()).await, "applied");
+    assert_eq!(
+        deliver(
+            &h,
+            &envelope("user.deleted", deleted_at, deleted("user", USER)),
+            &msg_id()
+        )
+        .await,
+        "applied"
+    );
 
-    let tomb = get(&client, &table, &format!("USER#{USER}"), "PROFILE").await.unwrap();
+    let tomb = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(tomb.get("deleted"), Some(&AttributeValue::Bool(true)));
     assert_eq!(n(&tomb, "version"), deleted_at);
     assert_eq!(n(&tomb, "deleted_at"), deleted_at);
     let ttl = n(&tomb, "expires_at") - now_secs();
-    assert!((90 * 86_400 - 60..=90 * 86_400).contains(&ttl), "tombstone lives 90 days: {ttl}");
+    assert!(
+        (90 * 86_400 - 60..=90 * 86_400).contains(&ttl),
+        "tombstone lives 90 days: {ttl}"
+    );
     let mut names: Vec<&str> = tomb.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["deleted", "deleted_at", "entity", "expires_at", "id", "last_svix_id", "pk", "sk", "version"]);
-    assert!(by_gsi1(&client, &table, &format!("EMAIL#ada.{}@example.org", USER.to_lowercase())).await.is_empty());
+    assert_eq!(
+        names,
+        [
+            "deleted",
+            "deleted_at",
+            "entity",
+            "expires_at",
+            "id",
+            "last_svix_id",
+            "pk",
+            "sk",
+            "version"
+        ]
+    );
+    assert!(by_gsi1(
+        &client,
+        &table,
+        &format!("EMAIL#ada.{}@example.org", USER.to_lowercase())
+    )
+    .await
+    .is_empty());
 
     // A late update, older than the delete, is stale…
-    let late = envelope("user.updated", T0 + 3_600_005, user(USER, T0 + 3_600_000, "King"));
+    let late = envelope(
+        "user.updated",
+        T0 + 3_600_005,
+        user(USER, T0 + 3_600_000, "King"),
+    );
     assert_eq!(deliver(&h, &late, &msg_id()).await, "stale");
     // …and so is one that claims to be newer: Clerk never reuses a user id.
-    let bogus = envelope("user.updated", deleted_at + 10, user(USER, deleted_at + 5, "Zombie"));
+    let bogus = envelope(
+        "user.updated",
+        deleted_at + 10,
+        user(USER, deleted_at + 5, "Zombie"),
+    );
     assert_eq!(deliver(&h, &bogus, &msg_id()).await, "stale");
-    let after = get(&client, &table, &format!("USER#{USER}"), "PROFILE").await.unwrap();
+    let after = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(after, tomb);
 }
 
 #[tokio::test]
 async fn an_organization_tombstone_blocks_late_updates() {
     let (h, client, table) = setup().await;
-    deliver(&h, &envelope("organization.deleted", T0 + 9_000, deleted("organization", ORG)), &msg_id()).await;
-    let late = envelope("organization.updated", T0 + 10, organization(ORG, T0 + 5, "Acme"));
+    deliver(
+        &h,
+        &envelope(
+            "organization.deleted",
+            T0 + 9_000,
+            deleted("organization", ORG),
+        ),
+        &msg_id(),
+    )
+    .await;
+    let late = envelope(
+        "organization.updated",
+        T0 + 10,
+        organization(ORG, T0 + 5, "Acme"),
+    );
     assert_eq!(deliver(&h, &late, &msg_id()).await, "stale");
-    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE").await.unwrap();
+    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
+        .await
+        .unwrap();
     assert!(!org.contains_key("name"));
     assert!(!org.contains_key("gsi1pk"));
 }
@@ -128,37 +223,95 @@ async fn memberships_list_both_ways_and_may_arrive_before_their_parents() {
     let (h, client, table) = setup().await;
     let other_org = "org_2NNEqL2nrIRdJ194ndJqAHwOTHR";
     // Neither the organization nor the user exists yet.
-    let m = envelope("organizationMembership.created", T0, membership(ORG, USER, T0, "org:member"));
+    let m = envelope(
+        "organizationMembership.created",
+        T0,
+        membership(ORG, USER, T0, "org:member"),
+    );
     assert_eq!(deliver(&h, &m, &msg_id()).await, "applied");
-    let m2 = envelope("organizationMembership.created", T0, membership(other_org, USER, T0, "org:admin"));
+    let m2 = envelope(
+        "organizationMembership.created",
+        T0,
+        membership(other_org, USER, T0, "org:admin"),
+    );
     assert_eq!(deliver(&h, &m2, &msg_id()).await, "applied");
 
-    let item = get(&client, &table, &format!("ORG#{ORG}"), &format!("MEMBER#{USER}")).await.unwrap();
+    let item = get(
+        &client,
+        &table,
+        &format!("ORG#{ORG}"),
+        &format!("MEMBER#{USER}"),
+    )
+    .await
+    .unwrap();
     assert_eq!(s(&item, "role"), "org:member");
     assert_eq!(s(&item, "org_id"), ORG);
     assert_eq!(s(&item, "user_id"), USER);
     assert!(s(&item, "id").starts_with("orgmem_"));
-    assert_eq!(item.get("permissions"), Some(&AttributeValue::L(vec![AttributeValue::S("org:sys_memberships:read".into())])));
+    assert_eq!(
+        item.get("permissions"),
+        Some(&AttributeValue::L(vec![AttributeValue::S(
+            "org:sys_memberships:read".into()
+        )]))
+    );
     // A user's organizations, and an organization's members.
-    assert_eq!(by_gsi1(&client, &table, &format!("USER#{USER}")).await.len(), 2);
-    assert_eq!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.len(), 1);
+    assert_eq!(
+        by_gsi1(&client, &table, &format!("USER#{USER}"))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_membership_never_resurrects_into_a_deleted_organization_or_for_a_deleted_user() {
     let (h, client, table) = setup().await;
     let other_user = "user_2NNEqL2nrIRdJ194ndJqAHwOTHR";
-    deliver(&h, &envelope("organization.deleted", T0 + 9_000, deleted("organization", ORG)), &msg_id()).await;
-    let into_deleted_org = envelope("organizationMembership.created", T0 + 20_000, membership(ORG, other_user, T0 + 20_000, "org:member"));
+    deliver(
+        &h,
+        &envelope(
+            "organization.deleted",
+            T0 + 9_000,
+            deleted("organization", ORG),
+        ),
+        &msg_id(),
+    )
+    .await;
+    let into_deleted_org = envelope(
+        "organizationMembership.created",
+        T0 + 20_000,
+        membership(ORG, other_user, T0 + 20_000, "org:member"),
+    );
     assert_eq!(deliver(&h, &into_deleted_org, &msg_id()).await, "stale");
 
     let live_org = "org_2NNEqL2nrIRdJ194ndJqAHwLIVE";
-    deliver(&h, &envelope("user.deleted", T0 + 9_000, deleted("user", USER)), &msg_id()).await;
-    let for_deleted_user = envelope("organizationMembership.updated", T0 + 20_000, membership(live_org, USER, T0 + 20_000, "org:admin"));
+    deliver(
+        &h,
+        &envelope("user.deleted", T0 + 9_000, deleted("user", USER)),
+        &msg_id(),
+    )
+    .await;
+    let for_deleted_user = envelope(
+        "organizationMembership.updated",
+        T0 + 20_000,
+        membership(live_org, USER, T0 + 20_000, "org:admin"),
+    );
     assert_eq!(deliver(&h, &for_deleted_user, &msg_id()).await, "stale");
 
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.is_empty());
-    assert!(partition(&client, &table, &format!("ORG#{live_org}"), "MEMBER#").await.is_empty());
+    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+        .await
+        .is_empty());
+    assert!(
+        partition(&client, &table, &format!("ORG#{live_org}"), "MEMBER#")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -166,19 +319,38 @@ async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
     let (h, client, table) = setup().await;
     let key = (format!("ORG#{ORG}"), format!("MEMBER#{USER}"));
     let updated = membership(ORG, USER, T0 + 1_000, "org:admin");
-    deliver(&h, &envelope("organizationMembership.updated", T0 + 1_005, updated.clone()), &msg_id()).await;
+    deliver(
+        &h,
+        &envelope(
+            "organizationMembership.updated",
+            T0 + 1_005,
+            updated.clone(),
+        ),
+        &msg_id(),
+    )
+    .await;
     // Clerk's delete carries the same updated_at as the update it follows.
     let del = envelope("organizationMembership.deleted", T0 + 2_000, updated);
     assert_eq!(deliver(&h, &del, &msg_id()).await, "applied");
     let tomb = get(&client, &table, &key.0, &key.1).await.unwrap();
     assert_eq!(tomb.get("deleted"), Some(&AttributeValue::Bool(true)));
-    assert!(!tomb.contains_key("role") && !tomb.contains_key("data") && !tomb.contains_key("gsi1pk"));
+    assert!(
+        !tomb.contains_key("role") && !tomb.contains_key("data") && !tomb.contains_key("gsi1pk")
+    );
 
     // The create that preceded everything arrives last: stale.
-    let old_create = envelope("organizationMembership.created", T0 + 5, membership(ORG, USER, T0, "org:member"));
+    let old_create = envelope(
+        "organizationMembership.created",
+        T0 + 5,
+        membership(ORG, USER, T0, "org:member"),
+    );
     assert_eq!(deliver(&h, &old_create, &msg_id()).await, "stale");
     // Re-adding the member later is a newer version of the same key.
-    let re_add = envelope("organizationMembership.created", T0 + 60_000, membership(ORG, USER, T0 + 60_000, "org:member"));
+    let re_add = envelope(
+        "organizationMembership.created",
+        T0 + 60_000,
+        membership(ORG, USER, T0 + 60_000, "org:member"),
+    );
     assert_eq!(deliver(&h, &re_add, &msg_id()).await, "applied");
     let back = get(&client, &table, &key.0, &key.1).await.unwrap();
     assert_eq!(s(&back, "role"), "org:member");
@@ -187,7 +359,11 @@ async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
 
 async fn add_members(h: &clerk_webhooks::handler::Handler, org: &str, users: &[String]) {
     for u in users {
-        let body = envelope("organizationMembership.created", T0, membership(org, u, T0, "org:member"));
+        let body = envelope(
+            "organizationMembership.created",
+            T0,
+            membership(org, u, T0, "org:member"),
+        );
         assert_eq!(deliver(h, &body, &msg_id()).await, "applied");
     }
 }
@@ -195,18 +371,39 @@ async fn add_members(h: &clerk_webhooks::handler::Handler, org: &str, users: &[S
 #[tokio::test]
 async fn organization_deleted_removes_every_membership_of_its_partition() {
     let (h, client, table) = setup().await;
-    deliver(&h, &envelope("organization.created", T0, organization(ORG, T0, "Acme")), &msg_id()).await;
+    deliver(
+        &h,
+        &envelope("organization.created", T0, organization(ORG, T0, "Acme")),
+        &msg_id(),
+    )
+    .await;
     // More than one BatchWriteItem (25) worth of members.
     let users: Vec<String> = (0..30).map(|i| format!("user_member{i:02}")).collect();
     add_members(&h, ORG, &users).await;
     let elsewhere = "org_2NNEqL2nrIRdJ194ndJqAHwKEEP";
     add_members(&h, elsewhere, &users[..1]).await;
 
-    let del = envelope("organization.deleted", T0 + 9_000, deleted("organization", ORG));
+    let del = envelope(
+        "organization.deleted",
+        T0 + 9_000,
+        deleted("organization", ORG),
+    );
     assert_eq!(deliver(&h, &del, &msg_id()).await, "applied");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.is_empty());
-    assert!(get(&client, &table, &format!("ORG#{ORG}"), "PROFILE").await.is_some(), "tombstone stays");
-    assert_eq!(partition(&client, &table, &format!("ORG#{elsewhere}"), "MEMBER#").await.len(), 1);
+    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+        .await
+        .is_empty());
+    assert!(
+        get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
+            .await
+            .is_some(),
+        "tombstone stays"
+    );
+    assert_eq!(
+        partition(&client, &table, &format!("ORG#{elsewhere}"), "MEMBER#")
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -223,7 +420,9 @@ async fn user_deleted_removes_the_users_memberships_in_every_organization() {
         let ids: Vec<String> = members.iter().map(|m| s(m, "user_id")).collect();
         assert_eq!(ids, ["user_other"], "{org}");
     }
-    assert!(by_gsi1(&client, &table, &format!("USER#{USER}")).await.is_empty());
+    assert!(by_gsi1(&client, &table, &format!("USER#{USER}"))
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
@@ -235,22 +434,41 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
     // First delivery: the transaction commits, then the function dies before the cascade
     // (as a 503 or a crash between the two calls would leave it).
     let id = msg_id();
-    let body = envelope("organization.deleted", T0 + 9_000, deleted("organization", ORG));
+    let body = envelope(
+        "organization.deleted",
+        T0 + 9_000,
+        deleted("organization", ORG),
+    );
     let event = Event::decode(&body).unwrap();
     let plan = plan(&event, &id, &config(&table).retention, T0 + 9_100).unwrap();
-    let (outcome, _) = Store::new(client.clone(), &table).transact(&plan).await.unwrap();
+    let (outcome, _) = Store::new(client.clone(), &table)
+        .transact(&plan)
+        .await
+        .unwrap();
     assert_eq!(outcome, Outcome::Applied);
-    assert_eq!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.len(), 5);
+    assert_eq!(
+        partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+            .await
+            .len(),
+        5
+    );
 
     // Svix retries the same message: a duplicate, and the cascade runs to completion.
     assert_eq!(deliver(&h, &body, &id).await, "duplicate");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.is_empty());
+    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
 async fn a_stale_delete_that_meets_a_tombstone_still_finishes_the_cascade() {
     let (h, client, table) = setup().await;
-    deliver(&h, &envelope("user.deleted", T0 + 9_000, deleted("user", USER)), &msg_id()).await;
+    deliver(
+        &h,
+        &envelope("user.deleted", T0 + 9_000, deleted("user", USER)),
+        &msg_id(),
+    )
+    .await;
     // A membership left behind, e.g. by a cascade that read the index before it caught up.
     client
         .put_item()
@@ -265,7 +483,9 @@ async fn a_stale_delete_that_meets_a_tombstone_still_finishes_the_cascade() {
     // Another, older delete message for the same user: stale, yet the cascade runs again.
     let older = envelope("user.deleted", T0 + 8_000, deleted("user", USER));
     assert_eq!(deliver(&h, &older, &msg_id()).await, "stale");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#").await.is_empty());
+    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -282,7 +502,10 @@ async fn concurrent_deliveries_of_one_svix_id_apply_exactly_once() {
     let mut applied = 0;
     while let Some(reply) = deliveries.join_next().await {
         let reply = reply.unwrap();
-        match (reply.status.as_u16(), reply.body["status"].as_str().unwrap()) {
+        match (
+            reply.status.as_u16(),
+            reply.body["status"].as_str().unwrap(),
+        ) {
             (200, "applied") => applied += 1,
             // A delivery that lost a transaction race answers 503 and Svix retries it.
             (200, "duplicate") | (503, "retry") => {}
@@ -290,6 +513,10 @@ async fn concurrent_deliveries_of_one_svix_id_apply_exactly_once() {
         }
     }
     assert_eq!(applied, 1);
-    assert_eq!(scan(&client, &table).await.len(), 2, "one user, one event record");
+    assert_eq!(
+        scan(&client, &table).await.len(),
+        2,
+        "one user, one event record"
+    );
     assert_eq!(deliver(&h, &body, &id).await, "duplicate");
 }

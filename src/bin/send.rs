@@ -58,7 +58,9 @@ fn run() -> Result<(), String> {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let usage = "usage: clerk-webhooks-send [--url URL] [--id MSG_ID] [--timestamp UNIX_SECS] FILE";
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let mut parsed = Args {
         url: std::env::var("CLERK_WEBHOOKS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned()),
         msg_id: fresh_msg_id(),
@@ -66,12 +68,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         file: String::new(),
     };
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{usage}"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{arg} needs a value\n{usage}"))
+        };
         match arg.as_str() {
             "--url" => parsed.url = value()?,
             "--id" => parsed.msg_id = value()?,
             "--timestamp" => {
-                parsed.timestamp = value()?.parse().map_err(|_| "--timestamp must be an integer")?
+                parsed.timestamp = value()?
+                    .parse()
+                    .map_err(|_| "--timestamp must be an integer")?
             }
             "-h" | "--help" => return Err(usage.to_owned()),
             _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
@@ -92,7 +99,9 @@ fn fresh_msg_id() -> String {
     let mut bits = 0u64;
     for i in 0..27 {
         if i % 8 == 0 {
-            bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
+            bits = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
         }
         id.push(ALPHABET[(bits % 62) as usize] as char);
         bits /= 62;
@@ -109,7 +118,11 @@ fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, Stri
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let address = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let address = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
     let mut stream =
         TcpStream::connect(&address).map_err(|e| format!("cannot connect to {address}: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(300))).ok();
@@ -126,9 +139,13 @@ fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, Stri
         .and_then(|_| stream.write_all(body))
         .map_err(|e| format!("cannot send: {e}"))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("cannot read the response: {e}"))?;
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("cannot read the response: {e}"))?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    let (head, payload) = text
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
     let status = head
         .split(' ')
         .nth(1)
@@ -137,14 +154,20 @@ fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, Stri
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let payload = if chunked { dechunk(payload) } else { payload.to_owned() };
+    let payload = if chunked {
+        dechunk(payload)
+    } else {
+        payload.to_owned()
+    };
     Ok((status, payload))
 }
 
 fn dechunk(mut payload: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = payload.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if size == 0 || rest.len() < size {
             break;
         }

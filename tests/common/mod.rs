@@ -45,8 +45,16 @@ pub fn local_client() -> Client {
 /// Creates a table no other test uses, so tests run in parallel on one DynamoDB Local.
 pub async fn fresh_table(client: &Client) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let table = format!("t{}-{}-{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let table = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
     store::create_table(client, &table).await.unwrap_or_else(|e| {
         panic!("cannot create a table in DynamoDB Local at {} ({e}); start it with `scripts/dynamodb-local.sh start`", endpoint())
     });
@@ -75,7 +83,10 @@ pub async fn setup() -> (Handler, Client, String) {
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A function-URL request signed with [`SECRET`] by our own signer (interoperability with
@@ -113,13 +124,22 @@ pub struct Reply {
 pub async fn send(handler: &Handler, request: Request) -> Reply {
     let response = handler.handle(request).await;
     let body = serde_json::from_slice(response.body().as_ref()).expect("every answer is JSON");
-    Reply { status: response.status(), body, response }
+    Reply {
+        status: response.status(),
+        body,
+        response,
+    }
 }
 
 /// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
 pub async fn deliver(handler: &Handler, body: &[u8], svix_id: &str) -> String {
     let reply = send(handler, signed(body, svix_id)).await;
-    assert_eq!(reply.status, StatusCode::OK, "unexpected answer {}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "unexpected answer {}",
+        reply.body
+    );
     reply.body["status"].as_str().unwrap().to_owned()
 }
 
@@ -256,6 +276,9 @@ pub fn deleted(object: &str, id: &str) -> Value {
 /// A unique message id per call.
 pub fn msg_id() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("msg_{nanos}x{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }

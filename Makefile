@@ -1,0 +1,30 @@
+# Quick start: `make dev` runs the function locally; `make test` runs every test.
+SHELL := /bin/bash
+EVENT ?= events/user.created.json
+
+.PHONY: dev test send scan tools ddb-start ddb-stop lint
+
+dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
+	scripts/dev.sh
+
+test: ## The whole test suite (starts DynamoDB Local if needed)
+	scripts/test.sh
+
+send: ## Sign EVENT (default events/user.created.json) and POST it to the local function
+	. scripts/dev.env && cargo run --quiet --bin clerk-webhooks-send -- $(EVENT)
+
+scan: ## Print what the local table holds
+	. scripts/dev.env && cargo run --quiet --example scan
+
+tools: ## Install cargo-lambda and Svix's npm library into git-ignored folders
+	scripts/tools.sh
+
+ddb-start:
+	scripts/dynamodb-local.sh start
+
+ddb-stop:
+	scripts/dynamodb-local.sh stop
+
+lint: ## What CI checks besides the tests
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings

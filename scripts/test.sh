@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, DynamoDB Local integration tests, Svix interoperability and
+# the end-to-end test through `cargo lambda watch`. Starts DynamoDB Local if it is not running
+# (and stops it again afterwards).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/tools.sh
+export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:${DYNAMODB_PORT:-8000}}
+export PATH="$root/.tools/venv/bin:$PATH"
+started=no
+if ! scripts/dynamodb-local.sh status >/dev/null 2>&1; then
+  scripts/dynamodb-local.sh start
+  started=yes
+fi
+stop() { if [ "$started" = yes ]; then scripts/dynamodb-local.sh stop; fi; }
+trap stop EXIT
+cargo test "$@"
