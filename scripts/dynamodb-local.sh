@@ -69,9 +69,13 @@ start() {
     command -v java >/dev/null || { echo "java (11+) is needed for DynamoDB Local: apt-get install -y default-jre-headless" >&2; return 1; }
     fetch_jar
     # shellcheck disable=SC2046
-    (cd "$dir" && nohup java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-      -port "$port" -sharedDb -disableTelemetry $(storage_args) >"$logfile" 2>&1 &
-      echo $! >"$pidfile")
+    (
+      cd "$dir"
+      # nohup execs java, so $! is java's own pid and `stop` can end it.
+      nohup java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+        -port "$port" -sharedDb -disableTelemetry $(storage_args) >"$logfile" 2>&1 &
+      echo $! >"$pidfile"
+    )
   fi
   wait_until_up
   echo "DynamoDB Local is up on http://127.0.0.1:$port"
@@ -84,6 +88,10 @@ stop() {
   if [ -f "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
+    for _ in $(seq 1 50); do
+      listening || break
+      sleep 0.1
+    done
   fi
   echo "DynamoDB Local stopped"
 }
