@@ -9,6 +9,8 @@ pub const SECRET_FALLBACK_VAR: &str = "CLERK_WEBHOOK_SECRET";
 pub const TABLE_VAR: &str = "TABLE_NAME";
 pub const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
 pub const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
+/// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
+pub const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
 
 /// Svix retries for about 27 hours and dashboard replays reuse the message id, so event
 /// records must outlive both by a wide margin.
@@ -26,18 +28,21 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
 }
 
-/// How long items live, in seconds (DynamoDB TTL is epoch seconds).
+/// What the sync rules may vary: how long items live, in seconds (DynamoDB TTL is epoch
+/// seconds), and whether message metadata is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
+pub struct Settings {
     pub event_secs: i64,
     pub tombstone_secs: i64,
+    pub message_metadata: bool,
 }
 
-impl Default for Retention {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             event_secs: i64::from(DEFAULT_EVENT_TTL_DAYS) * SECS_PER_DAY,
             tombstone_secs: i64::from(DEFAULT_TOMBSTONE_TTL_DAYS) * SECS_PER_DAY,
+            message_metadata: false,
         }
     }
 }
@@ -46,7 +51,7 @@ impl Default for Retention {
 pub struct Config {
     pub verifier: Verifier,
     pub table_name: String,
-    pub retention: Retention,
+    pub settings: Settings,
 }
 
 impl Config {
@@ -70,14 +75,15 @@ impl Config {
                 reason: e.to_string(),
             })?);
         let table_name = present(TABLE_VAR).ok_or(ConfigError::Missing(TABLE_VAR))?;
-        let retention = Retention {
+        let settings = Settings {
             event_secs: days(&present, EVENT_TTL_VAR, DEFAULT_EVENT_TTL_DAYS)?,
             tombstone_secs: days(&present, TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
+            message_metadata: flag(&present, MESSAGE_METADATA_VAR)?,
         };
         Ok(Self {
             verifier,
             table_name: table_name.trim().to_owned(),
-            retention,
+            settings,
         })
     }
 }
@@ -115,6 +121,20 @@ fn days(
     Ok(i64::from(days) * SECS_PER_DAY)
 }
 
+fn flag(present: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match present(var)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            var,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,8 +155,9 @@ mod tests {
     fn reads_secret_table_and_defaults() {
         let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "clerk")]).unwrap();
         assert_eq!(c.table_name, "clerk");
-        assert_eq!(c.retention, Retention::default());
-        assert_eq!(c.retention.event_secs, 30 * 86_400);
+        assert_eq!(c.settings, Settings::default());
+        assert_eq!(c.settings.event_secs, 30 * 86_400);
+        assert!(!c.settings.message_metadata, "message metadata is opt-in");
     }
 
     #[test]
@@ -170,6 +191,25 @@ mod tests {
     #[test]
     fn ttl_days_are_configurable() {
         let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (TOMBSTONE_TTL_VAR, "7")]).unwrap();
-        assert_eq!(c.retention.tombstone_secs, 7 * 86_400);
+        assert_eq!(c.settings.tombstone_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn message_metadata_is_a_strict_flag() {
+        let on = config(&[
+            (SECRET_VAR, A),
+            (TABLE_VAR, "t"),
+            (MESSAGE_METADATA_VAR, "true"),
+        ]);
+        assert!(on.unwrap().settings.message_metadata);
+        let bad = config(&[
+            (SECRET_VAR, A),
+            (TABLE_VAR, "t"),
+            (MESSAGE_METADATA_VAR, "maybe"),
+        ]);
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .starts_with("STORE_MESSAGE_METADATA is invalid"));
     }
 }

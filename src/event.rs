@@ -29,7 +29,7 @@ pub struct Event {
     pub data: Value,
 }
 
-/// What the event is about, for the types this version syncs.
+/// What the event is about. Routed on the envelope `type`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     UserUpserted(User),
@@ -39,7 +39,22 @@ pub enum Payload {
     MembershipUpserted(Membership),
     /// Unlike other deletes, Clerk sends the whole membership.
     MembershipDeleted(Membership),
-    /// A type we do not sync (yet), including types Clerk adds in the future.
+    /// Every `session.*` type: a session changes status, it is never deleted.
+    SessionUpserted(Session),
+    OrganizationInvitationUpserted(OrganizationInvitation),
+    DomainUpserted(Domain),
+    DomainDeleted(DeletedObject),
+    /// Instance invitations (`invitation.*`).
+    InvitationUpserted(Invitation),
+    RoleUpserted(Role),
+    RoleDeleted(DeletedObject),
+    PermissionUpserted(Permission),
+    PermissionDeleted(DeletedObject),
+    WaitlistEntryUpserted(WaitlistEntry),
+    BillingUpserted(Billing),
+    /// `email.created` / `sms.created`: a message Clerk sends, not entity state.
+    MessageSent(Message),
+    /// A type we do not sync, including types Clerk adds in the future.
     Unhandled,
 }
 
@@ -102,18 +117,177 @@ pub struct PublicUserData {
 pub struct Membership {
     pub id: String,
     pub role: String,
-    #[serde(default)]
-    pub permissions: Vec<String>,
     pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
     pub organization: OrganizationRef,
     pub public_user_data: PublicUserData,
 }
 
-/// `{object, id, deleted}`: all a `user.deleted` or `organization.deleted` carries.
+/// `{object, id, deleted}`: all a `*.deleted` event carries, except memberships.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DeletedObject {
     pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub expire_at: Option<i64>,
+    pub abandon_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    /// The session's user as Clerk sends it along: applied to the user item when newer.
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OrganizationInvitation {
+    pub id: String,
+    pub organization_id: String,
+    pub email_address: Option<String>,
+    pub expires_at: Option<i64>,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Domain {
+    pub id: String,
+    pub organization_id: String,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Invitation {
+    pub id: String,
+    pub email_address: Option<String>,
+    pub expires_at: Option<i64>,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Role {
+    pub id: String,
+    /// Permission objects per the schema; plain keys are accepted too.
+    #[serde(default)]
+    pub permissions: Vec<Value>,
+    pub updated_at: Option<i64>,
+}
+
+impl Role {
+    /// The keys of the role's permissions (`org:invoices:read`, …).
+    pub fn permission_keys(&self) -> Vec<String> {
+        self.permissions
+            .iter()
+            .filter_map(|p| match p {
+                Value::String(key) => Some(key.clone()),
+                Value::Object(o) => o.get("key").and_then(Value::as_str).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Permission {
+    pub id: String,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WaitlistEntry {
+    pub id: String,
+    pub email_address: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+/// The three billing families share one shape as far as the table is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingKind {
+    Subscription,
+    SubscriptionItem,
+    PaymentAttempt,
+}
+
+impl BillingKind {
+    /// The key prefix (`SUBSCRIPTION#…`) and the `entity` value.
+    pub fn key_prefix(self) -> &'static str {
+        match self {
+            Self::Subscription => "SUBSCRIPTION",
+            Self::SubscriptionItem => "SUBSCRIPTION_ITEM",
+            Self::PaymentAttempt => "PAYMENT_ATTEMPT",
+        }
+    }
+    pub fn entity(self) -> &'static str {
+        match self {
+            Self::Subscription => "subscription",
+            Self::SubscriptionItem => "subscription_item",
+            Self::PaymentAttempt => "payment_attempt",
+        }
+    }
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Self::Subscription => "csub_",
+            Self::SubscriptionItem => "csub_item_",
+            Self::PaymentAttempt => "pa_",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Payer {
+    pub user_id: Option<String>,
+    pub organization_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BillingObject {
+    pub id: String,
+    pub status: Option<String>,
+    pub payer: Option<Payer>,
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Billing {
+    pub kind: BillingKind,
+    pub object: BillingObject,
+}
+
+impl Billing {
+    /// Who pays: the user, else the organization.
+    pub fn payer_id(&self) -> Option<&str> {
+        let payer = self.object.payer.as_ref()?;
+        payer
+            .user_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .or(payer.organization_id.as_deref().filter(|id| !id.is_empty()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Email,
+    Sms,
+}
+
+/// The parts of an email or SMS that are safe to keep: never the recipient's address or
+/// number, the subject, the body or the codes in `data`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MessageMetadata {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub slug: Option<String>,
+    pub status: Option<String>,
+    pub created_at: Option<i64>,
+    /// SmsEventPayload's name for `created_at`.
+    pub created_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub kind: MessageKind,
+    pub metadata: MessageMetadata,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +314,15 @@ pub fn normalize_millis(t: i64) -> i64 {
 pub const USER_PREFIX: &str = "user_";
 pub const ORG_PREFIX: &str = "org_";
 pub const MEMBERSHIP_PREFIX: &str = "orgmem_";
+pub const SESSION_PREFIX: &str = "sess_";
+pub const ORG_INVITATION_PREFIX: &str = "orginv_";
+pub const DOMAIN_PREFIX: &str = "orgdmn_";
+pub const INVITATION_PREFIX: &str = "inv_";
+pub const ROLE_PREFIX: &str = "role_";
+pub const PERMISSION_PREFIX: &str = "perm_";
+pub const WAITLIST_PREFIX: &str = "wle_";
+pub const EMAIL_PREFIX: &str = "ema_";
+pub const SMS_PREFIX: &str = "sms_";
 
 impl Event {
     /// Parses the raw (verified) body and routes it on `type`.
@@ -223,9 +406,127 @@ fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
                 Payload::MembershipUpserted(m)
             }
         }
-        _ => Payload::Unhandled,
+        "session.created" | "session.pending" | "session.ended" | "session.removed"
+        | "session.revoked" => {
+            let session: Session = typed(event_type, data)?;
+            check_id(event_type, "id", &session.id, SESSION_PREFIX)?;
+            check_id(event_type, "user_id", &session.user_id, USER_PREFIX)?;
+            if let Some(user) = &session.user {
+                check_id(event_type, "user.id", &user.id, USER_PREFIX)?;
+                if user.id != session.user_id {
+                    return Err(invalid(event_type, "user.id differs from user_id"));
+                }
+            }
+            Payload::SessionUpserted(session)
+        }
+        "organizationInvitation.created"
+        | "organizationInvitation.accepted"
+        | "organizationInvitation.revoked" => {
+            let inv: OrganizationInvitation = typed(event_type, data)?;
+            check_id(event_type, "id", &inv.id, ORG_INVITATION_PREFIX)?;
+            check_id(
+                event_type,
+                "organization_id",
+                &inv.organization_id,
+                ORG_PREFIX,
+            )?;
+            Payload::OrganizationInvitationUpserted(inv)
+        }
+        "organizationDomain.created" | "organizationDomain.updated" => {
+            let domain: Domain = typed(event_type, data)?;
+            check_id(event_type, "id", &domain.id, DOMAIN_PREFIX)?;
+            check_id(
+                event_type,
+                "organization_id",
+                &domain.organization_id,
+                ORG_PREFIX,
+            )?;
+            Payload::DomainUpserted(domain)
+        }
+        "organizationDomain.deleted" => {
+            Payload::DomainDeleted(deleted(event_type, data, DOMAIN_PREFIX)?)
+        }
+        "invitation.created" | "invitation.accepted" | "invitation.revoked" => {
+            let inv: Invitation = typed(event_type, data)?;
+            check_id(event_type, "id", &inv.id, INVITATION_PREFIX)?;
+            Payload::InvitationUpserted(inv)
+        }
+        "role.created" | "role.updated" => {
+            let role: Role = typed(event_type, data)?;
+            check_id(event_type, "id", &role.id, ROLE_PREFIX)?;
+            Payload::RoleUpserted(role)
+        }
+        "role.deleted" => Payload::RoleDeleted(deleted(event_type, data, ROLE_PREFIX)?),
+        "permission.created" | "permission.updated" => {
+            let permission: Permission = typed(event_type, data)?;
+            check_id(event_type, "id", &permission.id, PERMISSION_PREFIX)?;
+            Payload::PermissionUpserted(permission)
+        }
+        "permission.deleted" => {
+            Payload::PermissionDeleted(deleted(event_type, data, PERMISSION_PREFIX)?)
+        }
+        "waitlistEntry.created" | "waitlistEntry.updated" => {
+            let entry: WaitlistEntry = typed(event_type, data)?;
+            check_id(event_type, "id", &entry.id, WAITLIST_PREFIX)?;
+            Payload::WaitlistEntryUpserted(entry)
+        }
+        "email.created" | "sms.created" => {
+            let (kind, prefix) = if event_type == "email.created" {
+                (MessageKind::Email, EMAIL_PREFIX)
+            } else {
+                (MessageKind::Sms, SMS_PREFIX)
+            };
+            let metadata: MessageMetadata = typed(event_type, data)?;
+            check_id(event_type, "id", &metadata.id, prefix)?;
+            if let Some(user_id) = &metadata.user_id {
+                check_id(event_type, "user_id", user_id, USER_PREFIX)?;
+            }
+            Payload::MessageSent(Message { kind, metadata })
+        }
+        _ => match billing_kind(event_type) {
+            Some(kind) => {
+                let object: BillingObject = typed(event_type, data)?;
+                check_id(event_type, "id", &object.id, kind.id_prefix())?;
+                if let Some(payer) = &object.payer {
+                    for (field, id, prefix) in [
+                        ("payer.user_id", &payer.user_id, USER_PREFIX),
+                        ("payer.organization_id", &payer.organization_id, ORG_PREFIX),
+                    ] {
+                        if let Some(id) = id.as_deref().filter(|id| !id.is_empty()) {
+                            check_id(event_type, field, id, prefix)?;
+                        }
+                    }
+                }
+                Payload::BillingUpserted(Billing { kind, object })
+            }
+            None => Payload::Unhandled,
+        },
     };
     Ok(payload)
+}
+
+/// Billing families have many status events (`subscriptionItem.pastDue`, …), and Clerk adds
+/// more: any type of these families is synced the same way.
+fn billing_kind(event_type: &str) -> Option<BillingKind> {
+    match event_type.split_once('.')?.0 {
+        "subscription" => Some(BillingKind::Subscription),
+        "subscriptionItem" => Some(BillingKind::SubscriptionItem),
+        "paymentAttempt" => Some(BillingKind::PaymentAttempt),
+        _ => None,
+    }
+}
+
+fn deleted(event_type: &str, data: &Value, prefix: &str) -> Result<DeletedObject, DecodeError> {
+    let deleted: DeletedObject = typed(event_type, data)?;
+    check_id(event_type, "id", &deleted.id, prefix)?;
+    Ok(deleted)
+}
+
+fn invalid(event_type: &str, reason: &str) -> DecodeError {
+    DecodeError::InvalidPayload {
+        event_type: event_type.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 fn typed<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, DecodeError> {
@@ -245,10 +546,10 @@ fn check_id(event_type: &str, field: &str, id: &str, prefix: &str) -> Result<(),
     if valid {
         Ok(())
     } else {
-        Err(DecodeError::InvalidPayload {
-            event_type: event_type.to_owned(),
-            reason: format!("{field} is not a {prefix}… id"),
-        })
+        Err(invalid(
+            event_type,
+            &format!("{field} is not a {prefix}… id"),
+        ))
     }
 }
 
@@ -333,7 +634,11 @@ mod tests {
 
     #[test]
     fn unknown_and_unsynced_types_are_unhandled_not_errors() {
-        for t in ["session.created", "email.created", "brandNew.thing"] {
+        for t in [
+            "brandNew.thing",
+            "user.merged",
+            "organizationSomething.created",
+        ] {
             let event = Event::decode(&envelope(t, json!({"anything": 1}))).unwrap();
             assert_eq!(event.payload, Payload::Unhandled, "{t}");
         }

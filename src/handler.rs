@@ -194,7 +194,7 @@ impl Handler {
         let Some(plan) = plan(
             &event,
             svix_id,
-            &config.retention,
+            &config.settings,
             now_secs.as_millis() as i64,
         ) else {
             return Ok(Accepted::Ignored);

@@ -1,12 +1,15 @@
 //! Sync rules: what each event does to the table, as a pure function
-//! `(event, svix id, retention, now) -> Plan`. No I/O here; [`crate::store`] executes plans.
+//! `(event, svix id, settings, now) -> Plan`. No I/O here; [`crate::store`] executes plans.
 //!
 //! The table contract (keys, attributes, GSI) is defined here and documented in README.md.
 
 use serde_json::{json, Map, Value};
 
-use crate::config::Retention;
-use crate::event::{normalize_millis, Event, Membership, Organization, Payload, User};
+use crate::config::Settings;
+use crate::event::{
+    normalize_millis, Billing, Domain, Event, Invitation, Membership, Message, MessageKind,
+    Organization, OrganizationInvitation, Payload, Permission, Role, Session, User, WaitlistEntry,
+};
 
 /// A whole DynamoDB item as JSON, including `pk` and `sk`. The store converts it with
 /// `serde_dynamo`, so maps and lists stay native DynamoDB maps and lists.
@@ -23,17 +26,18 @@ pub struct Key {
 }
 
 impl Key {
-    pub fn user(user_id: &str) -> Self {
+    /// `{KIND}#{id}` / `PROFILE`: the item of an object keyed by its own id.
+    pub fn profile(kind: &str, id: &str) -> Self {
         Self {
-            pk: format!("USER#{user_id}"),
+            pk: format!("{kind}#{id}"),
             sk: PROFILE_SK.into(),
         }
     }
+    pub fn user(user_id: &str) -> Self {
+        Self::profile("USER", user_id)
+    }
     pub fn organization(org_id: &str) -> Self {
-        Self {
-            pk: format!("ORG#{org_id}"),
-            sk: PROFILE_SK.into(),
-        }
+        Self::profile("ORG", org_id)
     }
     pub fn membership(org_id: &str, user_id: &str) -> Self {
         Self {
@@ -41,11 +45,31 @@ impl Key {
             sk: format!("MEMBER#{user_id}"),
         }
     }
+    pub fn session(user_id: &str, session_id: &str) -> Self {
+        Self {
+            pk: format!("USER#{user_id}"),
+            sk: format!("SESSION#{session_id}"),
+        }
+    }
+    pub fn organization_invitation(org_id: &str, invitation_id: &str) -> Self {
+        Self {
+            pk: format!("ORG#{org_id}"),
+            sk: format!("INVITATION#{invitation_id}"),
+        }
+    }
     pub fn event(svix_id: &str) -> Self {
         Self {
             pk: format!("EVENT#{svix_id}"),
             sk: EVENT_SK.into(),
         }
+    }
+
+    /// Reads the key back from an item.
+    pub fn of(item: &Item) -> Option<Self> {
+        Some(Self {
+            pk: item.get("pk")?.as_str()?.to_owned(),
+            sk: item.get("sk")?.as_str()?.to_owned(),
+        })
     }
 
     fn item(&self) -> Item {
@@ -61,8 +85,9 @@ impl Key {
 pub enum Guard {
     /// The item is absent or holds an older version.
     Newer,
-    /// As `Newer`, and the stored item is not a tombstone. Clerk never reuses user or
-    /// organization ids, so once deleted they stay deleted whatever a late event says.
+    /// As `Newer`, and the stored item is not a tombstone. For objects whose ids Clerk never
+    /// reuses (users, organizations, domains, roles, permissions): once deleted they stay
+    /// deleted, whatever a late event says.
     NewerAndNotDeleted,
 }
 
@@ -77,62 +102,94 @@ pub enum Write {
         version: i64,
         guard: Guard,
     },
-    /// Fails if the item at the key is a tombstone. An absent item passes: a membership
-    /// may arrive before its organization or user.
+    /// Fails if the item at the key is a tombstone. An absent item passes: events may arrive
+    /// before their parents.
     RequireNotDeleted(Key),
+    /// A related object the event carries along (the user inside a session event), written
+    /// under [`Guard::NewerAndNotDeleted`]. If the stored copy is newer, the rest of the
+    /// event still applies: the store re-sends the transaction with [`Write::RequireNotDeleted`]
+    /// in this write's place. If it is a tombstone, the whole event is stale.
+    Refresh { item: Item, version: i64 },
 }
 
 /// Follow-up deletions once a parent's tombstone is in place. Idempotent: re-running after a
 /// partial failure finishes the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cascade {
-    /// Every `MEMBER#` item in the organization's partition.
-    OrganizationMemberships { org_id: String },
-    /// Every membership of the user, found through `gsi1` (`USER#{id}`).
-    UserMemberships { user_id: String },
+    /// The organization's memberships and invitations (its partition, `MEMBER#…` and
+    /// `INVITATION#…`) and its domains (gsi1 `ORG#{id}` / `DOMAIN#…`).
+    Organization { org_id: String },
+    /// The user's sessions (partition `USER#{id}`, `SESSION#…`) and whatever gsi1 lists under
+    /// `USER#{id}` (memberships, message metadata).
+    User { user_id: String },
 }
 
 /// Everything one event needs: one transaction, then maybe a cascade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// `writes[0]` is always the [`Write::RecordEvent`]; `writes[1]` the entity write.
+    /// `writes[0]` is always the [`Write::RecordEvent`]; `writes[1]`, when present, the
+    /// entity write.
     pub writes: Vec<Write>,
     pub cascade: Option<Cascade>,
 }
 
 /// The writes `event` needs, or `None` for a type we do not sync (nothing is written, not
 /// even the event record, so a later version that handles the type can still apply a replay).
-pub fn plan(event: &Event, svix_id: &str, retention: &Retention, now_ms: i64) -> Option<Plan> {
+pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> Option<Plan> {
     let ctx = Context {
         event,
         svix_id,
-        retention,
+        settings,
         now_ms,
     };
-    let (entity, checks, cascade) = match &event.payload {
+    let org_alive = |org_id: &str| Write::RequireNotDeleted(Key::organization(org_id));
+    let user_alive = |user_id: &str| Write::RequireNotDeleted(Key::user(user_id));
+    let (writes, cascade) = match &event.payload {
         Payload::Unhandled => return None,
-        Payload::UserUpserted(user) => (ctx.user(user), vec![], None),
-        Payload::OrganizationUpserted(org) => (ctx.organization(org), vec![], None),
+        Payload::UserUpserted(user) => (vec![ctx.user(user)], None),
+        Payload::OrganizationUpserted(org) => (vec![ctx.organization(org)], None),
+        // Never resurrect a membership of a deleted organization or user.
         Payload::MembershipUpserted(m) => (
-            ctx.membership(m),
-            // Never resurrect a membership of a deleted organization or user.
             vec![
-                Write::RequireNotDeleted(Key::organization(&m.organization.id)),
-                Write::RequireNotDeleted(Key::user(&m.public_user_data.user_id)),
+                ctx.membership(m),
+                org_alive(&m.organization.id),
+                user_alive(&m.public_user_data.user_id),
             ],
             None,
         ),
+        Payload::SessionUpserted(session) => {
+            let user = match &session.user {
+                Some(user) => ctx.user_refresh(user),
+                None => user_alive(&session.user_id),
+            };
+            (vec![ctx.session(session), user], None)
+        }
+        Payload::OrganizationInvitationUpserted(inv) => (
+            vec![
+                ctx.organization_invitation(inv),
+                org_alive(&inv.organization_id),
+            ],
+            None,
+        ),
+        Payload::DomainUpserted(domain) => (
+            vec![ctx.domain(domain), org_alive(&domain.organization_id)],
+            None,
+        ),
+        Payload::InvitationUpserted(inv) => (vec![ctx.invitation(inv)], None),
+        Payload::RoleUpserted(role) => (vec![ctx.role(role)], None),
+        Payload::PermissionUpserted(p) => (vec![ctx.permission(p)], None),
+        Payload::WaitlistEntryUpserted(entry) => (vec![ctx.waitlist_entry(entry)], None),
+        Payload::BillingUpserted(billing) => (vec![ctx.billing(billing)], None),
+        Payload::MessageSent(message) => (ctx.message(message).into_iter().collect(), None),
         Payload::UserDeleted(d) => (
-            ctx.tombstone(Key::user(&d.id), "user", &d.id, None),
-            vec![],
-            Some(Cascade::UserMemberships {
+            vec![ctx.tombstone(Key::user(&d.id), "user", &d.id, None)],
+            Some(Cascade::User {
                 user_id: d.id.clone(),
             }),
         ),
         Payload::OrganizationDeleted(d) => (
-            ctx.tombstone(Key::organization(&d.id), "organization", &d.id, None),
-            vec![],
-            Some(Cascade::OrganizationMemberships {
+            vec![ctx.tombstone(Key::organization(&d.id), "organization", &d.id, None)],
+            Some(Cascade::Organization {
                 org_id: d.id.clone(),
             }),
         ),
@@ -141,17 +198,30 @@ pub fn plan(event: &Event, svix_id: &str, retention: &Retention, now_ms: i64) ->
             let key = Key::membership(org_id, user_id);
             let ids = json!({"org_id": org_id, "user_id": user_id});
             (
-                ctx.tombstone(key, "membership", &m.id, Some(ids)),
-                vec![],
+                vec![ctx.tombstone(key, "membership", &m.id, Some(ids))],
                 None,
             )
         }
+        Payload::DomainDeleted(d) => (
+            vec![ctx.tombstone(Key::profile("DOMAIN", &d.id), "domain", &d.id, None)],
+            None,
+        ),
+        Payload::RoleDeleted(d) => (
+            vec![ctx.tombstone(Key::profile("ROLE", &d.id), "role", &d.id, None)],
+            None,
+        ),
+        Payload::PermissionDeleted(d) => (
+            vec![ctx.tombstone(Key::profile("PERMISSION", &d.id), "permission", &d.id, None)],
+            None,
+        ),
     };
-    let mut writes = Vec::with_capacity(2 + checks.len());
-    writes.push(Write::RecordEvent(ctx.event_record()));
-    writes.push(entity);
-    writes.extend(checks);
-    Some(Plan { writes, cascade })
+    let mut all = Vec::with_capacity(1 + writes.len());
+    all.push(Write::RecordEvent(ctx.event_record()));
+    all.extend(writes);
+    Some(Plan {
+        writes: all,
+        cascade,
+    })
 }
 
 /// An upsert's version is the object's `updated_at`, else the envelope timestamp.
@@ -169,15 +239,20 @@ pub fn delete_version(updated_at: Option<i64>, timestamp_ms: i64) -> i64 {
         .max(timestamp_ms)
 }
 
+/// DynamoDB TTL is epoch seconds; Clerk's times are milliseconds.
+fn ttl_from_millis(ms: i64) -> i64 {
+    normalize_millis(ms).div_euclid(1000)
+}
+
 struct Context<'a> {
     event: &'a Event,
     svix_id: &'a str,
-    retention: &'a Retention,
+    settings: &'a Settings,
     now_ms: i64,
 }
 
 impl Context<'_> {
-    fn expires_at(&self, ttl_secs: i64) -> i64 {
+    fn expires_after(&self, ttl_secs: i64) -> i64 {
         self.now_ms.div_euclid(1000) + ttl_secs
     }
 
@@ -190,90 +265,354 @@ impl Context<'_> {
         insert(
             &mut item,
             "expires_at",
-            self.expires_at(self.retention.event_secs),
+            self.expires_after(self.settings.event_secs),
         );
         item
     }
 
-    /// The attributes every live entity item carries.
-    fn entity(&self, key: Key, entity: &str, id: &str, version: i64) -> Item {
+    /// The attributes every live entity item carries, and the top-level `data` fields named
+    /// in `fields` (absent and null ones left out).
+    fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&str]) -> Item {
         let mut item = key.item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", id);
-        insert(&mut item, "version", version);
         insert(&mut item, "last_svix_id", self.svix_id);
+        copy_fields(&mut item, &self.event.data, fields);
         insert(&mut item, "data", self.event.data.clone());
         item
     }
 
-    fn user(&self, user: &User) -> Write {
-        let version = upsert_version(user.updated_at, self.event.timestamp_ms);
-        let mut item = self.entity(Key::user(&user.id), "user", &user.id, version);
-        if let Some(email) = user.primary_email() {
-            insert(&mut item, "email", email);
-            insert(
-                &mut item,
-                "gsi1pk",
-                format!("EMAIL#{}", email.to_lowercase()),
-            );
-            insert(&mut item, "gsi1sk", format!("USER#{}", user.id));
-        }
-        insert_opt(&mut item, "first_name", &user.first_name);
-        insert_opt(&mut item, "last_name", &user.last_name);
-        insert_opt(&mut item, "username", &user.username);
-        insert_opt(&mut item, "image_url", &user.image_url);
-        insert_opt(&mut item, "external_id", &user.external_id);
-        insert_opt(&mut item, "public_metadata", &user.public_metadata);
-        insert_opt(&mut item, "created_at", &user.created_at);
-        insert_opt(&mut item, "updated_at", &user.updated_at);
+    /// Stamps the version: the object's `updated_at`, else the envelope time.
+    fn versioned(&self, mut item: Item, updated_at: Option<i64>) -> (Item, i64) {
+        let version = upsert_version(updated_at, self.event.timestamp_ms);
+        insert(&mut item, "version", version);
+        (item, version)
+    }
+
+    fn put(&self, item: Item, updated_at: Option<i64>, guard: Guard) -> Write {
+        let (item, version) = self.versioned(item, updated_at);
         Write::Put {
             item,
             version,
-            guard: Guard::NewerAndNotDeleted,
+            guard,
         }
     }
 
+    fn user_item(&self, user: &User, data: &Value) -> Item {
+        let mut item = Key::user(&user.id).item();
+        insert(&mut item, "entity", "user");
+        insert(&mut item, "id", user.id.as_str());
+        insert(&mut item, "last_svix_id", self.svix_id);
+        if let Some(email) = user.primary_email() {
+            insert(&mut item, "email", email);
+            set_gsi(
+                &mut item,
+                format!("EMAIL#{}", email.to_lowercase()),
+                format!("USER#{}", user.id),
+            );
+        }
+        copy_fields(
+            &mut item,
+            data,
+            &[
+                "first_name",
+                "last_name",
+                "username",
+                "image_url",
+                "external_id",
+                "public_metadata",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        insert(&mut item, "data", data.clone());
+        item
+    }
+
+    fn user(&self, user: &User) -> Write {
+        let item = self.user_item(user, &self.event.data);
+        self.put(item, user.updated_at, Guard::NewerAndNotDeleted)
+    }
+
+    /// The user a session event carries, as `user.updated` would write it.
+    fn user_refresh(&self, user: &User) -> Write {
+        let data = self.event.data.get("user").cloned().unwrap_or_default();
+        let (item, version) = self.versioned(self.user_item(user, &data), user.updated_at);
+        Write::Refresh { item, version }
+    }
+
     fn organization(&self, org: &Organization) -> Write {
-        let version = upsert_version(org.updated_at, self.event.timestamp_ms);
-        let mut item = self.entity(Key::organization(&org.id), "organization", &org.id, version);
+        let key = Key::organization(&org.id);
+        let mut item = self.entity(
+            key,
+            "organization",
+            &org.id,
+            &[
+                "name",
+                "slug",
+                "image_url",
+                "public_metadata",
+                "created_at",
+                "updated_at",
+            ],
+        );
         if let Some(slug) = org.slug.as_deref().filter(|s| !s.is_empty()) {
-            insert(&mut item, "gsi1pk", format!("SLUG#{slug}"));
-            insert(&mut item, "gsi1sk", format!("ORG#{}", org.id));
+            set_gsi(&mut item, format!("SLUG#{slug}"), format!("ORG#{}", org.id));
         }
-        insert_opt(&mut item, "name", &org.name);
-        insert_opt(&mut item, "slug", &org.slug);
-        insert_opt(&mut item, "image_url", &org.image_url);
-        insert_opt(&mut item, "public_metadata", &org.public_metadata);
-        insert_opt(&mut item, "created_at", &org.created_at);
-        insert_opt(&mut item, "updated_at", &org.updated_at);
-        Write::Put {
-            item,
-            version,
-            guard: Guard::NewerAndNotDeleted,
-        }
+        self.put(item, org.updated_at, Guard::NewerAndNotDeleted)
     }
 
     fn membership(&self, m: &Membership) -> Write {
         let (org_id, user_id) = (&m.organization.id, &m.public_user_data.user_id);
-        let version = upsert_version(m.updated_at, self.event.timestamp_ms);
         let key = Key::membership(org_id, user_id);
-        let mut item = self.entity(key, "membership", &m.id, version);
+        let mut item = self.entity(
+            key,
+            "membership",
+            &m.id,
+            &["role", "permissions", "created_at", "updated_at"],
+        );
         insert(&mut item, "org_id", org_id.as_str());
         insert(&mut item, "user_id", user_id.as_str());
-        insert(&mut item, "role", m.role.as_str());
-        insert(&mut item, "permissions", m.permissions.clone());
-        insert_opt(&mut item, "created_at", &m.created_at);
-        insert_opt(&mut item, "updated_at", &m.updated_at);
         // Lists a user's organizations: query gsi1 for USER#{user_id}.
-        insert(&mut item, "gsi1pk", format!("USER#{user_id}"));
-        insert(&mut item, "gsi1sk", format!("ORG#{org_id}"));
+        set_gsi(
+            &mut item,
+            format!("USER#{user_id}"),
+            format!("ORG#{org_id}"),
+        );
         // A membership key (org + user) can come back: a removed member may be re-added,
         // so its tombstone yields to a newer version rather than being final.
-        Write::Put {
-            item,
-            version,
-            guard: Guard::Newer,
+        self.put(item, m.updated_at, Guard::Newer)
+    }
+
+    fn session(&self, s: &Session) -> Write {
+        let key = Key::session(&s.user_id, &s.id);
+        let mut item = self.entity(
+            key,
+            "session",
+            &s.id,
+            &[
+                "user_id",
+                "status",
+                "client_id",
+                "last_active_at",
+                "expire_at",
+                "abandon_at",
+                "created_at",
+                "updated_at",
+                "last_active_organization_id",
+            ],
+        );
+        if let Some(activity) = self.event.data.get("latest_activity") {
+            copy_fields(
+                &mut item,
+                activity,
+                &[
+                    "device_type",
+                    "browser_name",
+                    "browser_version",
+                    "is_mobile",
+                ],
+            );
         }
+        // The user has its own item; the IP address is not ours to keep.
+        let mut data = self.event.data.clone();
+        if let Some(data) = data.as_object_mut() {
+            data.remove("user");
+            if let Some(Value::Object(activity)) = data.get_mut("latest_activity") {
+                activity.remove("ip_address");
+            }
+        }
+        insert(&mut item, "data", data);
+        // A dead session disappears on its own once it can no longer be used.
+        if let Some(end) = s.expire_at.into_iter().chain(s.abandon_at).max() {
+            insert(&mut item, "expires_at", ttl_from_millis(end));
+        }
+        self.put(item, s.updated_at, Guard::Newer)
+    }
+
+    fn organization_invitation(&self, inv: &OrganizationInvitation) -> Write {
+        let key = Key::organization_invitation(&inv.organization_id, &inv.id);
+        let mut item = self.entity(
+            key,
+            "organization_invitation",
+            &inv.id,
+            &[
+                "email_address",
+                "role",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        insert(&mut item, "org_id", inv.organization_id.as_str());
+        if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
+            set_gsi(
+                &mut item,
+                format!("EMAIL#{}", email.to_lowercase()),
+                format!("ORGINV#{}", inv.id),
+            );
+        }
+        if let Some(expiry) = inv.expires_at {
+            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+        }
+        self.put(item, inv.updated_at, Guard::Newer)
+    }
+
+    fn domain(&self, d: &Domain) -> Write {
+        let key = Key::profile("DOMAIN", &d.id);
+        let mut item = self.entity(
+            key,
+            "domain",
+            &d.id,
+            &["name", "enrollment_mode", "created_at", "updated_at"],
+        );
+        insert(&mut item, "org_id", d.organization_id.as_str());
+        // Lists an organization's domains: query gsi1 for ORG#{org_id}.
+        set_gsi(
+            &mut item,
+            format!("ORG#{}", d.organization_id),
+            format!("DOMAIN#{}", d.id),
+        );
+        self.put(item, d.updated_at, Guard::NewerAndNotDeleted)
+    }
+
+    fn invitation(&self, inv: &Invitation) -> Write {
+        let key = Key::profile("INVITATION", &inv.id);
+        let mut item = self.entity(
+            key,
+            "invitation",
+            &inv.id,
+            &["email_address", "status", "created_at", "updated_at"],
+        );
+        if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
+            set_gsi(
+                &mut item,
+                format!("EMAIL#{}", email.to_lowercase()),
+                format!("INVITATION#{}", inv.id),
+            );
+        }
+        if let Some(expiry) = inv.expires_at {
+            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+        }
+        self.put(item, inv.updated_at, Guard::Newer)
+    }
+
+    fn role(&self, role: &Role) -> Write {
+        let key = Key::profile("ROLE", &role.id);
+        let mut item = self.entity(
+            key,
+            "role",
+            &role.id,
+            &["key", "name", "description", "created_at", "updated_at"],
+        );
+        insert(&mut item, "permissions", role.permission_keys());
+        self.put(item, role.updated_at, Guard::NewerAndNotDeleted)
+    }
+
+    fn permission(&self, p: &Permission) -> Write {
+        let key = Key::profile("PERMISSION", &p.id);
+        let item = self.entity(
+            key,
+            "permission",
+            &p.id,
+            &[
+                "key",
+                "name",
+                "description",
+                "type",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        self.put(item, p.updated_at, Guard::NewerAndNotDeleted)
+    }
+
+    fn waitlist_entry(&self, entry: &WaitlistEntry) -> Write {
+        let key = Key::profile("WAITLIST", &entry.id);
+        let mut item = self.entity(
+            key,
+            "waitlist_entry",
+            &entry.id,
+            &[
+                "email_address",
+                "status",
+                "is_locked",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        if let Some(email) = entry.email_address.as_deref().filter(|e| !e.is_empty()) {
+            set_gsi(
+                &mut item,
+                format!("EMAIL#{}", email.to_lowercase()),
+                format!("WAITLIST#{}", entry.id),
+            );
+        }
+        self.put(item, entry.updated_at, Guard::Newer)
+    }
+
+    fn billing(&self, billing: &Billing) -> Write {
+        let kind = billing.kind.key_prefix();
+        let id = &billing.object.id;
+        let mut item = self.entity(
+            Key::profile(kind, id),
+            billing.kind.entity(),
+            id,
+            &[
+                "status",
+                "subscription_id",
+                "plan_id",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        if let Some(payer) = &billing.object.payer {
+            insert_opt(&mut item, "payer_user_id", &payer.user_id);
+            insert_opt(&mut item, "payer_org_id", &payer.organization_id);
+        }
+        // Lists what a user or an organization pays for: query gsi1 for PAYER#{id}.
+        if let Some(payer) = billing.payer_id() {
+            set_gsi(&mut item, format!("PAYER#{payer}"), format!("{kind}#{id}"));
+        }
+        self.put(item, billing.object.updated_at, Guard::Newer)
+    }
+
+    /// Emails and SMS messages hold one-time codes and personal text: by default only the
+    /// event record is written; with `STORE_MESSAGE_METADATA`, metadata without content.
+    fn message(&self, message: &Message) -> Option<Write> {
+        if !self.settings.message_metadata {
+            return None;
+        }
+        let m = &message.metadata;
+        let entity = match message.kind {
+            MessageKind::Email => "email",
+            MessageKind::Sms => "sms",
+        };
+        let mut item = Key::profile("MESSAGE", &m.id).item();
+        insert(&mut item, "entity", entity);
+        insert(&mut item, "id", m.id.as_str());
+        insert(&mut item, "last_svix_id", self.svix_id);
+        insert_opt(&mut item, "user_id", &m.user_id);
+        insert_opt(&mut item, "slug", &m.slug);
+        insert_opt(&mut item, "status", &m.status);
+        let created_at = m
+            .created_at
+            .or(m.created_at_ms)
+            .unwrap_or(self.event.timestamp_ms);
+        insert(&mut item, "created_at", created_at);
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_after(self.settings.event_secs),
+        );
+        if let Some(user_id) = &m.user_id {
+            set_gsi(
+                &mut item,
+                format!("USER#{user_id}"),
+                format!("MESSAGE#{}", m.id),
+            );
+        }
+        Some(self.put(item, None, Guard::Newer))
     }
 
     /// Keeps the key and the version, drops every personal attribute and the GSI keys.
@@ -292,7 +631,7 @@ impl Context<'_> {
         insert(
             &mut item,
             "expires_at",
-            self.expires_at(self.retention.tombstone_secs),
+            self.expires_after(self.settings.tombstone_secs),
         );
         insert(&mut item, "last_svix_id", self.svix_id);
         if let Some(Value::Object(ids)) = ids {
@@ -310,12 +649,26 @@ fn insert(item: &mut Item, name: &str, value: impl Into<Value>) {
     item.insert(name.to_owned(), value.into());
 }
 
+fn set_gsi(item: &mut Item, gsi1pk: String, gsi1sk: String) {
+    insert(item, "gsi1pk", gsi1pk);
+    insert(item, "gsi1sk", gsi1sk);
+}
+
 /// Absent and null fields are left out rather than stored as NULL.
 fn insert_opt<T: Clone + Into<Value>>(item: &mut Item, name: &str, value: &Option<T>) {
     if let Some(v) = value {
         let v: Value = v.clone().into();
         if !v.is_null() {
             item.insert(name.to_owned(), v);
+        }
+    }
+}
+
+/// Copies the named top-level fields of a Clerk object, leaving out absent and null ones.
+fn copy_fields(item: &mut Item, object: &Value, fields: &[&str]) {
+    for field in fields {
+        if let Some(value) = object.get(field).filter(|v| !v.is_null()) {
+            item.insert((*field).to_owned(), value.clone());
         }
     }
 }
@@ -335,7 +688,7 @@ mod tests {
     }
 
     fn plan_of(e: &Event) -> Plan {
-        plan(e, SVIX, &Retention::default(), NOW).expect("a synced type")
+        plan(e, SVIX, &Settings::default(), NOW).expect("a synced type")
     }
 
     fn user_event() -> Event {
@@ -478,7 +831,7 @@ mod tests {
         let p = plan_of(&e);
         assert_eq!(
             p.cascade,
-            Some(Cascade::UserMemberships {
+            Some(Cascade::User {
                 user_id: "user_1".into()
             })
         );
@@ -499,7 +852,7 @@ mod tests {
         let p = plan_of(&e);
         assert_eq!(
             p.cascade,
-            Some(Cascade::OrganizationMemberships {
+            Some(Cascade::Organization {
                 org_id: "org_1".into()
             })
         );
@@ -526,7 +879,244 @@ mod tests {
 
     #[test]
     fn unhandled_types_plan_nothing() {
-        let e = event("session.created", NOW, json!({"id": "sess_1"}));
-        assert_eq!(plan(&e, SVIX, &Retention::default(), NOW), None);
+        let e = event("somethingNew.happened", NOW, json!({"id": "x_1"}));
+        assert_eq!(plan(&e, SVIX, &Settings::default(), NOW), None);
+    }
+
+    fn session_data() -> Value {
+        json!({"object": "session", "id": "sess_1", "user_id": "user_1", "client_id": "client_1",
+               "status": "active", "last_active_at": 1_716_883_300_000_i64,
+               "expire_at": 1_717_488_000_000_i64, "abandon_at": 1_719_475_200_000_i64,
+               "created_at": 1_716_883_200_000_i64, "updated_at": 1_716_883_300_000_i64,
+               "latest_activity": {"object": "session_activity", "id": "sess_activity_1",
+                   "device_type": "Macintosh", "is_mobile": false, "browser_name": "Firefox",
+                   "browser_version": "131.0", "ip_address": "203.0.113.7", "city": "Paris", "country": "FR"},
+               "user": {"object": "user", "id": "user_1", "first_name": "Jane",
+                        "updated_at": 1_716_883_100_000_i64}})
+    }
+
+    #[test]
+    fn session_item_without_its_user_or_ip_address_and_expiring_with_the_session() {
+        let p = plan_of(&event("session.created", NOW, session_data()));
+        let (item, version, guard) = put(&p.writes[1]);
+        assert_eq!((version, guard), (1_716_883_300_000, Guard::Newer));
+        assert_eq!(
+            (&item["pk"], &item["sk"]),
+            (&json!("USER#user_1"), &json!("SESSION#sess_1"))
+        );
+        assert_eq!(item["status"], json!("active"));
+        assert_eq!(item["browser_name"], json!("Firefox"));
+        assert_eq!(
+            item["expires_at"],
+            json!(1_719_475_200),
+            "the later of expire_at and abandon_at, in s"
+        );
+        assert!(item["data"].get("user").is_none());
+        assert!(item["data"]["latest_activity"].get("ip_address").is_none());
+        assert!(!serde_json::to_string(item).unwrap().contains("203.0.113.7"));
+        // The embedded user is carried along as a refresh of the user item.
+        let Write::Refresh {
+            item: user,
+            version,
+        } = &p.writes[2]
+        else {
+            panic!("{:?}", p.writes[2])
+        };
+        assert_eq!(*version, 1_716_883_100_000);
+        assert_eq!(user["pk"], json!("USER#user_1"));
+        assert_eq!(user["first_name"], json!("Jane"));
+    }
+
+    #[test]
+    fn a_session_without_a_user_object_checks_the_user_is_not_deleted() {
+        let mut data = session_data();
+        data.as_object_mut().unwrap().remove("user");
+        let p = plan_of(&event("session.revoked", NOW, data));
+        assert_eq!(p.writes[2], Write::RequireNotDeleted(Key::user("user_1")));
+    }
+
+    #[test]
+    fn organization_invitation_lives_in_the_org_partition_until_it_expires() {
+        let data = json!({"id": "orginv_1", "organization_id": "org_1", "email_address": "Grace@Example.com",
+                          "role": "org:member", "status": "pending", "expires_at": 1_717_488_000_000_i64,
+                          "updated_at": 1_716_883_200_000_i64});
+        let p = plan_of(&event("organizationInvitation.created", NOW, data));
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(
+            (&item["pk"], &item["sk"]),
+            (&json!("ORG#org_1"), &json!("INVITATION#orginv_1"))
+        );
+        assert_eq!(
+            (&item["gsi1pk"], &item["gsi1sk"]),
+            (&json!("EMAIL#grace@example.com"), &json!("ORGINV#orginv_1"))
+        );
+        assert_eq!(item["expires_at"], json!(1_717_488_000));
+        assert_eq!(item["status"], json!("pending"));
+        assert_eq!(
+            p.writes[2],
+            Write::RequireNotDeleted(Key::organization("org_1"))
+        );
+    }
+
+    #[test]
+    fn domains_are_keyed_by_their_own_id_and_listed_by_org() {
+        let data = json!({"id": "orgdmn_1", "organization_id": "org_1", "name": "example.org",
+                          "enrollment_mode": "automatic_invitation", "updated_at": 1_716_883_200_000_i64});
+        let p = plan_of(&event("organizationDomain.updated", NOW, data));
+        let (item, _, guard) = put(&p.writes[1]);
+        assert_eq!(guard, Guard::NewerAndNotDeleted);
+        assert_eq!(
+            (&item["pk"], &item["sk"]),
+            (&json!("DOMAIN#orgdmn_1"), &json!("PROFILE"))
+        );
+        assert_eq!(
+            (&item["gsi1pk"], &item["gsi1sk"]),
+            (&json!("ORG#org_1"), &json!("DOMAIN#orgdmn_1"))
+        );
+        assert_eq!(
+            p.writes[2],
+            Write::RequireNotDeleted(Key::organization("org_1"))
+        );
+        let del = plan_of(&event(
+            "organizationDomain.deleted",
+            NOW,
+            json!({"id": "orgdmn_1", "deleted": true}),
+        ));
+        assert_eq!(put(&del.writes[1]).0["pk"], json!("DOMAIN#orgdmn_1"));
+        assert_no_personal_data(put(&del.writes[1]).0);
+    }
+
+    #[test]
+    fn instance_invitations_and_waitlist_entries_are_found_by_email() {
+        let inv = json!({"id": "inv_1", "email_address": "K@Example.com", "status": "pending",
+                         "expires_at": 1_717_488_000_000_i64, "updated_at": 1_716_883_200_000_i64});
+        let p = plan_of(&event("invitation.created", NOW, inv));
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(item["pk"], json!("INVITATION#inv_1"));
+        assert_eq!(
+            (&item["gsi1pk"], &item["gsi1sk"]),
+            (&json!("EMAIL#k@example.com"), &json!("INVITATION#inv_1"))
+        );
+        let wle = json!({"id": "wle_1", "email_address": "M@Example.com", "status": "pending", "is_locked": false});
+        let p = plan_of(&event("waitlistEntry.created", NOW, wle));
+        let (item, version, _) = put(&p.writes[1]);
+        assert_eq!(version, NOW, "no updated_at: the envelope timestamp");
+        assert_eq!(
+            (&item["pk"], &item["gsi1pk"]),
+            (&json!("WAITLIST#wle_1"), &json!("EMAIL#m@example.com"))
+        );
+        assert_eq!(item["is_locked"], json!(false));
+    }
+
+    #[test]
+    fn roles_keep_their_permission_keys_and_deletes_are_tombstones() {
+        let role = json!({"id": "role_1", "key": "org:billing", "name": "Billing", "description": "d",
+                          "permissions": [{"object": "permission", "id": "perm_1", "key": "org:invoices:read"}, "org:x:y"],
+                          "updated_at": 1_716_883_200_000_i64});
+        let p = plan_of(&event("role.updated", NOW, role));
+        let (item, _, guard) = put(&p.writes[1]);
+        assert_eq!(guard, Guard::NewerAndNotDeleted);
+        assert_eq!(item["permissions"], json!(["org:invoices:read", "org:x:y"]));
+        assert_eq!(item["key"], json!("org:billing"));
+        let del = plan_of(&event(
+            "role.deleted",
+            NOW,
+            json!({"id": "role_1", "deleted": true, "slug": null}),
+        ));
+        assert_eq!(put(&del.writes[1]).0["pk"], json!("ROLE#role_1"));
+        let perm = plan_of(&event(
+            "permission.created",
+            NOW,
+            json!({"id": "perm_1", "key": "org:invoices:read", "type": "user"}),
+        ));
+        assert_eq!(put(&perm.writes[1]).0["type"], json!("user"));
+        let del = plan_of(&event(
+            "permission.deleted",
+            NOW,
+            json!({"id": "perm_1", "deleted": true}),
+        ));
+        assert_eq!(put(&del.writes[1]).0["pk"], json!("PERMISSION#perm_1"));
+    }
+
+    #[test]
+    fn billing_items_are_listed_by_payer_user_or_organization() {
+        let sub = json!({"object": "commerce_subscription", "id": "csub_1", "status": "active",
+                         "payer": {"user_id": "user_1", "organization_id": null}, "updated_at": 1_716_883_200_000_i64});
+        let p = plan_of(&event("subscription.active", NOW, sub));
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(
+            (&item["pk"], &item["entity"]),
+            (&json!("SUBSCRIPTION#csub_1"), &json!("subscription"))
+        );
+        assert_eq!(
+            (&item["gsi1pk"], &item["gsi1sk"]),
+            (&json!("PAYER#user_1"), &json!("SUBSCRIPTION#csub_1"))
+        );
+        assert_eq!(item["payer_user_id"], json!("user_1"));
+        let pa = json!({"id": "pa_1", "status": "paid", "payer": {"organization_id": "org_1"}});
+        let p = plan_of(&event("paymentAttempt.updated", NOW, pa));
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(
+            (&item["pk"], &item["gsi1pk"]),
+            (&json!("PAYMENT_ATTEMPT#pa_1"), &json!("PAYER#org_1"))
+        );
+        // Routed on type: data.object says something else here.
+        let it = json!({"object": "subscription_item", "id": "csub_item_1", "status": "ended"});
+        let p = plan_of(&event("subscriptionItem.ended", NOW, it));
+        assert_eq!(
+            put(&p.writes[1]).0["pk"],
+            json!("SUBSCRIPTION_ITEM#csub_item_1")
+        );
+    }
+
+    fn email_data() -> Value {
+        json!({"object": "email", "id": "ema_1", "slug": "verification_code", "user_id": "user_1",
+               "to_email_address": "jane@example.org", "subject": "Your code 424242",
+               "body": "<p>424242</p>", "status": "queued", "data": {"otp_code": "424242"}})
+    }
+
+    #[test]
+    fn messages_write_only_the_event_record_by_default() {
+        let p = plan_of(&event("email.created", NOW, email_data()));
+        assert_eq!(p.writes.len(), 1);
+        assert!(matches!(p.writes[0], Write::RecordEvent(_)));
+    }
+
+    #[test]
+    fn message_metadata_is_opt_in_and_never_holds_content() {
+        let settings = Settings {
+            message_metadata: true,
+            ..Settings::default()
+        };
+        let p = plan(
+            &event("email.created", NOW, email_data()),
+            SVIX,
+            &settings,
+            NOW,
+        )
+        .unwrap();
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(
+            (&item["pk"], &item["entity"], &item["slug"]),
+            (
+                &json!("MESSAGE#ema_1"),
+                &json!("email"),
+                &json!("verification_code")
+            )
+        );
+        assert_eq!(
+            (&item["gsi1pk"], &item["gsi1sk"]),
+            (&json!("USER#user_1"), &json!("MESSAGE#ema_1"))
+        );
+        let text = serde_json::to_string(item).unwrap();
+        for secret in ["424242", "jane@example.org", "subject", "body"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let sms = json!({"object": "sms_message", "id": "sms_1", "to_phone_number": "+15555550100",
+                         "message": "code 424242", "status": "queued", "created_at_ms": 1_716_883_200_000_i64});
+        let p = plan(&event("sms.created", NOW, sms), SVIX, &settings, NOW).unwrap();
+        let (item, _, _) = put(&p.writes[1]);
+        assert_eq!(item["created_at"], json!(1_716_883_200_000_i64));
+        assert!(!serde_json::to_string(item).unwrap().contains("5555550100"));
     }
 }

@@ -224,18 +224,17 @@ impl Store {
     /// The transaction alone, without the cascade; also reports whether a stale write met a
     /// tombstone.
     pub async fn transact(&self, plan: &Plan) -> Result<(Outcome, bool), StoreError> {
-        let items = plan
-            .writes
-            .iter()
-            .map(|w| self.transact_item(w))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut attempt = 0;
+        let mut writes = plan.writes.clone();
+        let mut conflicts = 0;
         loop {
-            attempt += 1;
+            let items = writes
+                .iter()
+                .map(|w| self.transact_item(w))
+                .collect::<Result<Vec<_>, _>>()?;
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(items.clone()))
+                .set_transact_items(Some(items))
                 .send()
                 .await;
             let err = match result {
@@ -251,10 +250,21 @@ impl Store {
                 },
                 _ => return Err(StoreError::call("TransactWriteItems", &err)),
             };
-            match classify(reasons) {
+            match classify(&writes, reasons) {
                 Cancellation::Outcome(outcome, tombstone) => return Ok((outcome, tombstone)),
-                Cancellation::Conflict if attempt < CONFLICT_ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt, 25)).await;
+                Cancellation::RefreshNotNewer(indices) => {
+                    // The carried-along object is older than ours: apply the rest of the
+                    // event, still refusing it if that object has been deleted meanwhile.
+                    for i in indices {
+                        if let Write::Refresh { item, .. } = &writes[i] {
+                            let key = Key::of(item).expect("planned items have keys");
+                            writes[i] = Write::RequireNotDeleted(key);
+                        }
+                    }
+                }
+                Cancellation::Conflict if conflicts + 1 < CONFLICT_ATTEMPTS => {
+                    conflicts += 1;
+                    tokio::time::sleep(backoff(conflicts, 25)).await;
                 }
                 Cancellation::Conflict => {
                     return Err(StoreError::Cancelled("TransactionConflict".into()))
@@ -280,26 +290,9 @@ impl Store {
                 item,
                 version,
                 guard,
-            } => {
-                let condition = match guard {
-                    Guard::Newer => "attribute_not_exists(pk) OR #version < :version",
-                    // A tombstone has `deleted`; live items never do.
-                    Guard::NewerAndNotDeleted => {
-                        "attribute_not_exists(pk) OR (#version < :version AND attribute_not_exists(deleted))"
-                    }
-                };
-                let put = self
-                    .put(item)?
-                    .condition_expression(condition)
-                    .expression_attribute_names("#version", "version")
-                    .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-                    // Tells a stale delete whether the newer item is a tombstone (cascade) or not.
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build()
-                    .map_err(|e| StoreError::Item(e.to_string()))?;
-                TransactWriteItem::builder().put(put).build()
+            } => self.guarded_put(item, *version, *guard)?,
+            Write::Refresh { item, version } => {
+                self.guarded_put(item, *version, Guard::NewerAndNotDeleted)?
             }
             Write::RequireNotDeleted(key) => {
                 // An absent item has no `deleted` either, so events that arrive before their
@@ -316,6 +309,32 @@ impl Store {
         Ok(item)
     }
 
+    fn guarded_put(
+        &self,
+        item: &Item,
+        version: i64,
+        guard: Guard,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let condition = match guard {
+            Guard::Newer => "attribute_not_exists(pk) OR #version < :version",
+            // A tombstone has `deleted`; live items never do.
+            Guard::NewerAndNotDeleted => {
+                "attribute_not_exists(pk) OR (#version < :version AND attribute_not_exists(deleted))"
+            }
+        };
+        let put = self
+            .put(item)?
+            .condition_expression(condition)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+            // Tells a stale write whether the newer item is a tombstone (a stale delete still
+            // cascades; a refused refresh falls back) or a live item.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Item(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     fn put(
         &self,
         item: &Item,
@@ -325,27 +344,59 @@ impl Store {
         Ok(Put::builder().table_name(&self.table).set_item(Some(item)))
     }
 
-    /// Deletes every membership the cascade names, page by page. Safe to re-run.
+    /// Deletes every dependent item the cascade names, page by page. Safe to re-run.
     pub async fn cascade(&self, cascade: &Cascade) -> Result<usize, StoreError> {
-        let query = match cascade {
-            Cascade::OrganizationMemberships { org_id } => self
-                .client
+        let partition = |pk: String, sk_prefix: &str| {
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(format!("ORG#{org_id}")))
-                .expression_attribute_values(":prefix", s("MEMBER#"))
-                .consistent_read(true),
-            Cascade::UserMemberships { user_id } => self
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(sk_prefix))
+                .consistent_read(true)
+        };
+        // gsi1 is eventually consistent: an item written a moment before the tombstone may be
+        // missed here. The parent checks stop new ones; a retry or the next delete finds it.
+        let index = |gsi1pk: String, sk_prefix: Option<&str>| {
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", s(format!("USER#{user_id}")))
-                .expression_attribute_values(":prefix", s("ORG#")),
+                .expression_attribute_values(":pk", s(gsi1pk));
+            match sk_prefix {
+                Some(prefix) => query
+                    .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("gsi1pk = :pk"),
+            }
+        };
+        let queries = match cascade {
+            Cascade::Organization { org_id } => vec![
+                partition(format!("ORG#{org_id}"), "MEMBER#"),
+                partition(format!("ORG#{org_id}"), "INVITATION#"),
+                index(format!("ORG#{org_id}"), Some("DOMAIN#")),
+            ],
+            Cascade::User { user_id } => vec![
+                partition(format!("USER#{user_id}"), "SESSION#"),
+                index(format!("USER#{user_id}"), None),
+            ],
+        };
+        let mut deleted = 0;
+        for query in queries {
+            // Tombstones stay: they still order late events until their TTL.
+            let live = query
+                .filter_expression("attribute_not_exists(deleted)")
+                .projection_expression("pk, sk");
+            deleted += self.delete_all(live).await?;
         }
-        .projection_expression("pk, sk");
+        Ok(deleted)
+    }
+
+    async fn delete_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<usize, StoreError> {
         let mut deleted = 0;
         let mut start_key = None;
         loop {
@@ -406,24 +457,37 @@ impl Store {
 enum Cancellation {
     /// A condition failed: duplicate or stale, and whether the entity's stored item is a tombstone.
     Outcome(Outcome, bool),
+    /// Only [`Write::Refresh`] writes failed, on live items: these indices fall back.
+    RefreshNotNewer(Vec<usize>),
     /// Another transaction touched the same items at the same moment.
     Conflict,
     /// Throttling, validation or anything else: the reason codes, for the log.
     Other(String),
 }
 
-/// Reads `TransactionCanceledException` reasons (one per item, in request order).
-fn classify(reasons: &[CancellationReason]) -> Cancellation {
+/// Reads `TransactionCanceledException` reasons (one per write, in request order).
+fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
     let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+    let is_tombstone = |i: usize| {
+        reasons
+            .get(i)
+            .and_then(|r| r.item())
+            .is_some_and(|item| matches!(item.get("deleted"), Some(AttributeValue::Bool(true))))
+    };
     if code(0) == "ConditionalCheckFailed" {
         return Cancellation::Outcome(Outcome::Duplicate, false);
     }
-    if (1..reasons.len()).any(|i| code(i) == "ConditionalCheckFailed") {
-        let tombstone = reasons
-            .get(1)
-            .and_then(|r| r.item())
-            .is_some_and(|item| matches!(item.get("deleted"), Some(AttributeValue::Bool(true))));
-        return Cancellation::Outcome(Outcome::Stale, tombstone);
+    let failed: Vec<usize> = (1..reasons.len())
+        .filter(|&i| code(i) == "ConditionalCheckFailed")
+        .collect();
+    if !failed.is_empty() {
+        let refreshes_only = failed
+            .iter()
+            .all(|&i| matches!(writes.get(i), Some(Write::Refresh { .. })) && !is_tombstone(i));
+        if refreshes_only {
+            return Cancellation::RefreshNotNewer(failed);
+        }
+        return Cancellation::Outcome(Outcome::Stale, is_tombstone(1));
     }
     if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
         return Cancellation::Conflict;
@@ -466,8 +530,20 @@ mod tests {
         CancellationReason::builder().code(code).build()
     }
 
+    fn put() -> Write {
+        Write::Put {
+            item: Item::new(),
+            version: 1,
+            guard: Guard::Newer,
+        }
+    }
+
+    fn writes() -> Vec<Write> {
+        vec![Write::RecordEvent(Item::new()), put(), put()]
+    }
+
     fn outcome(reasons: &[CancellationReason]) -> Option<(Outcome, bool)> {
-        match classify(reasons) {
+        match classify(&writes(), reasons) {
             Cancellation::Outcome(o, t) => Some((o, t)),
             _ => None,
         }
@@ -505,14 +581,49 @@ mod tests {
     #[test]
     fn conflicts_and_throttles_are_not_outcomes() {
         assert!(matches!(
-            classify(&[reason("TransactionConflict"), reason("None")]),
+            classify(&writes(), &[reason("TransactionConflict"), reason("None")]),
             Cancellation::Conflict
         ));
-        let Cancellation::Other(codes) = classify(&[reason("ThrottlingError"), reason("None")])
+        let Cancellation::Other(codes) =
+            classify(&writes(), &[reason("ThrottlingError"), reason("None")])
         else {
             panic!("throttling must not be an outcome")
         };
         assert_eq!(codes, "ThrottlingError,None");
+    }
+
+    #[test]
+    fn a_refused_refresh_falls_back_unless_it_met_a_tombstone() {
+        let refresh = Write::Refresh {
+            item: Item::new(),
+            version: 1,
+        };
+        let plan = vec![Write::RecordEvent(Item::new()), put(), refresh];
+        let live = [
+            reason("None"),
+            reason("None"),
+            reason("ConditionalCheckFailed"),
+        ];
+        assert!(matches!(classify(&plan, &live), Cancellation::RefreshNotNewer(i) if i == [2]));
+        let tomb = CancellationReason::builder()
+            .code("ConditionalCheckFailed")
+            .item("deleted", AttributeValue::Bool(true))
+            .build();
+        let deleted = [reason("None"), reason("None"), tomb];
+        assert!(matches!(
+            classify(&plan, &deleted),
+            Cancellation::Outcome(Outcome::Stale, false)
+        ));
+        // The entity itself failing too makes the event stale.
+        let both = [
+            reason("None"),
+            reason("ConditionalCheckFailed"),
+            reason("ConditionalCheckFailed"),
+        ];
+        assert!(matches!(
+            classify(&plan, &both),
+            Cancellation::Outcome(Outcome::Stale, _)
+        ));
     }
 
     #[test]

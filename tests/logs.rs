@@ -55,7 +55,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
         signed(&body, &id), // duplicate
         signed(
             &envelope(
-                "session.created",
+                "somethingNew.happened",
                 1,
                 json!({"id": "sess_1", "user_id": USER}),
             ),

@@ -440,7 +440,7 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
         deleted("organization", ORG),
     );
     let event = Event::decode(&body).unwrap();
-    let plan = plan(&event, &id, &config(&table).retention, T0 + 9_100).unwrap();
+    let plan = plan(&event, &id, &config(&table).settings, T0 + 9_100).unwrap();
     let (outcome, _) = Store::new(client.clone(), &table)
         .transact(&plan)
         .await
