@@ -9,6 +9,7 @@ pub const SECRET_FALLBACK_VAR: &str = "CLERK_WEBHOOK_SECRET";
 pub const TABLE_VAR: &str = "TABLE_NAME";
 pub const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
 pub const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
+pub const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 /// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
 pub const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
 
@@ -52,6 +53,8 @@ pub struct Config {
     pub verifier: Verifier,
     pub table_name: String,
     pub settings: Settings,
+    /// CloudWatch namespace of the per-request EMF metrics.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -80,10 +83,15 @@ impl Config {
             tombstone_secs: days(&present, TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
             message_metadata: flag(&present, MESSAGE_METADATA_VAR)?,
         };
+        let metrics_namespace = match present(METRICS_NAMESPACE_VAR) {
+            None => crate::metrics::DEFAULT_NAMESPACE.to_owned(),
+            Some(ns) => namespace(ns.trim())?,
+        };
         Ok(Self {
             verifier,
             table_name: table_name.trim().to_owned(),
             settings,
+            metrics_namespace,
         })
     }
 }
@@ -119,6 +127,25 @@ fn days(
             })?,
     };
     Ok(i64::from(days) * SECS_PER_DAY)
+}
+
+/// CloudWatch's rules for a custom namespace: 1 to 255 of letters, digits and `.-_/#: `, not
+/// starting with `:` and not in the reserved `AWS/` space.
+fn namespace(ns: &str) -> Result<String, ConfigError> {
+    let valid = (1..=255).contains(&ns.len())
+        && !ns.starts_with(':')
+        && !ns.starts_with("AWS/")
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    if valid {
+        Ok(ns.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var: METRICS_NAMESPACE_VAR,
+            reason: "not a valid CloudWatch namespace".into(),
+        })
+    }
 }
 
 fn flag(present: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
@@ -192,6 +219,26 @@ mod tests {
     fn ttl_days_are_configurable() {
         let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (TOMBSTONE_TTL_VAR, "7")]).unwrap();
         assert_eq!(c.settings.tombstone_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn metrics_namespace_defaults_and_is_checked() {
+        let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t")]).unwrap();
+        assert_eq!(c.metrics_namespace, "ClerkWebhooks");
+        let c = config(&[
+            (SECRET_VAR, A),
+            (TABLE_VAR, "t"),
+            (METRICS_NAMESPACE_VAR, "Acme/Auth"),
+        ]);
+        assert_eq!(c.unwrap().metrics_namespace, "Acme/Auth");
+        for bad in ["AWS/Lambda", ":x", "a\u{e9}"] {
+            let err = config(&[
+                (SECRET_VAR, A),
+                (TABLE_VAR, "t"),
+                (METRICS_NAMESPACE_VAR, bad),
+            ]);
+            assert!(err.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::config::{Config, ConfigError};
 use crate::event::{DecodeError, Event};
+use crate::metrics;
 use crate::plan::plan;
 use crate::store::{Outcome, Store, StoreError};
 use crate::verify::{SignatureHeaders, VerifyError};
@@ -116,6 +117,22 @@ impl Handler {
         Self { ready }
     }
 
+    /// Opens the DynamoDB connection during init, so the first webhook after a cold start does
+    /// not pay for it. A failure is only logged: requests will connect on their own.
+    pub async fn warm_up(&self) {
+        let Ok((_, store)) = &self.ready else { return };
+        let started = Instant::now();
+        match store.warm_up().await {
+            Ok(()) => tracing::info!(
+                duration_ms = started.elapsed().as_millis() as u64,
+                "DynamoDB connection warmed up"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "DynamoDB warm-up failed; the first request will connect")
+            }
+        }
+    }
+
     pub async fn handle(&self, request: Request) -> Response<Body> {
         self.handle_at(request, SystemTime::now()).await
     }
@@ -126,6 +143,7 @@ impl Handler {
         let mut context = Context::default();
         let result = self.process(&request, now, &mut context).await;
         let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+        self.emit_metrics(&result, &context, duration_ms, now);
         let svix_id = context.svix_id.as_deref().unwrap_or("-");
         let event_type = context.event_type.as_deref().unwrap_or("-");
         match result {
@@ -165,6 +183,45 @@ impl Handler {
                 }
             }
         }
+    }
+
+    fn emit_metrics(
+        &self,
+        result: &Result<Accepted, Rejection>,
+        context: &Context,
+        duration_ms: f64,
+        now: SystemTime,
+    ) {
+        let outcome = match result {
+            Ok(Accepted::Stored(Outcome::Applied)) => "Applied",
+            Ok(Accepted::Stored(Outcome::Duplicate)) => "Duplicate",
+            Ok(Accepted::Stored(Outcome::Stale)) => "Stale",
+            Ok(Accepted::Ignored) => "Ignored",
+            // Svix retries every non-2xx; 5xx are the ones a retry can fix.
+            Err(r) if r.status().is_server_error() => "Retry",
+            Err(_) => "Rejected",
+        };
+        let namespace = match &self.ready {
+            Ok((config, _)) => config.metrics_namespace.as_str(),
+            Err(_) => metrics::DEFAULT_NAMESPACE,
+        };
+        let timestamp_ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let family = context
+            .event_type
+            .as_deref()
+            .map(|t| t.split('.').next().unwrap_or(t));
+        metrics::emit(
+            namespace,
+            &metrics::RequestMetrics {
+                family,
+                outcome,
+                duration_ms,
+                timestamp_ms,
+            },
+        );
     }
 
     async fn process(

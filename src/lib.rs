@@ -7,6 +7,7 @@ pub mod config;
 pub mod event;
 pub mod handler;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod store;
 pub mod verify;

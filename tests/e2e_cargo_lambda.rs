@@ -129,4 +129,17 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
             "the function logged {forbidden:?}"
         );
     }
+
+    // And one CloudWatch EMF line, valid, counting the request as applied.
+    let emf: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 1, "{log}");
+    common::emf::validate(&emf[0]).unwrap();
+    assert_eq!(
+        (emf[0]["Applied"].as_i64(), emf[0]["Family"].as_str()),
+        (Some(1), Some("user"))
+    );
 }

@@ -5,6 +5,8 @@
 //! (default `http://127.0.0.1:8000`).
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod emf;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

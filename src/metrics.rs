@@ -1,0 +1,111 @@
+//! One CloudWatch Embedded Metric Format (EMF) line per request. EMF is a JSON log line that
+//! CloudWatch Logs turns into metrics, so no SDK call and no extra crate are needed.
+//!
+//! Every request counts 1 in exactly one of the outcome metrics and reports its duration,
+//! with one low-cardinality dimension: the event family (`user`, `session`, …), or `none` when
+//! the request was refused before its type was known.
+
+use serde_json::{json, Map, Value};
+
+/// The CloudWatch namespace when `METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "ClerkWebhooks";
+
+/// The outcome metrics, in the order they are declared.
+pub const OUTCOMES: [&str; 6] = [
+    "Applied",
+    "Duplicate",
+    "Stale",
+    "Ignored",
+    "Rejected",
+    "Retry",
+];
+
+/// What one request did, for its metric line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestMetrics<'a> {
+    /// Event family, or `None` when the request was refused before it was verified and decoded.
+    pub family: Option<&'a str>,
+    /// One of [`OUTCOMES`].
+    pub outcome: &'static str,
+    pub duration_ms: f64,
+    pub timestamp_ms: i64,
+}
+
+/// The EMF JSON object for one request.
+pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
+    let mut metrics: Vec<Value> = OUTCOMES
+        .iter()
+        .map(|name| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": m.timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                // Per family, and once more without a dimension: the total that alarms watch.
+                "Dimensions": [["Family"], []],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    // Families come from verified Clerk types; cap the length so a dimension stays valid.
+    let family: String = m.family.unwrap_or("none").chars().take(64).collect();
+    root.insert("Family".into(), Value::String(family));
+    for name in OUTCOMES {
+        root.insert(name.into(), json!(u8::from(name == m.outcome)));
+    }
+    root.insert("DurationMs".into(), json!(m.duration_ms));
+    Value::Object(root)
+}
+
+/// Writes the line to stdout, where Lambda ships it to CloudWatch Logs as is.
+pub fn emit(namespace: &str, m: &RequestMetrics<'_>) {
+    println!("{}", emf(namespace, m));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_outcome_counts() {
+        let line = emf(
+            "NS",
+            &RequestMetrics {
+                family: Some("user"),
+                outcome: "Stale",
+                duration_ms: 3.5,
+                timestamp_ms: 1,
+            },
+        );
+        let counted: Vec<&str> = OUTCOMES
+            .iter()
+            .copied()
+            .filter(|o| line[*o] == json!(1))
+            .collect();
+        assert_eq!(counted, ["Stale"]);
+        assert_eq!(line["Family"], json!("user"));
+        assert_eq!(line["DurationMs"], json!(3.5));
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            json!("NS")
+        );
+    }
+
+    #[test]
+    fn refusals_before_decoding_have_family_none() {
+        let line = emf(
+            DEFAULT_NAMESPACE,
+            &RequestMetrics {
+                family: None,
+                outcome: "Rejected",
+                duration_ms: 0.1,
+                timestamp_ms: 1,
+            },
+        );
+        assert_eq!(line["Family"], json!("none"));
+    }
+}
