@@ -203,6 +203,21 @@ impl Store {
         &self.table
     }
 
+    /// One cheap read (an item that never exists) so the connection, TLS session and
+    /// credentials are ready before the first webhook. Called once at init.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("WARMUP"))
+            .key("sk", s("WARMUP"))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| StoreError::call("GetItem", &e))?;
+        Ok(())
+    }
+
     /// Runs the transaction, then the cascade when the parent's tombstone is in place
     /// (freshly written, written by an earlier delivery of this message, or found newer).
     pub async fn apply(&self, plan: &Plan) -> Result<Outcome, StoreError> {
