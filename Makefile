@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test send scan tools ddb-start ddb-stop lint
+.PHONY: dev test send scan tools ddb-start ddb-stop lint release
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
@@ -25,6 +25,11 @@ ddb-start:
 ddb-stop:
 	scripts/dynamodb-local.sh stop
 
-lint: ## What CI checks besides the tests
+lint: tools ## What CI checks besides the tests
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	.tools/venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --region us-east-1
+
+release: tools ## The Lambda's release build (arm64 where the target is installable), zipped
+	scripts/release.sh

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The Lambda's release build with cargo-lambda, zipped as Lambda wants it, for arm64 (what
+# template.yaml deploys) when the aarch64 target can be installed, else for x86_64.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/.tools/venv/bin:$PATH"
+if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' \
+  || rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  arch=(--arm64)
+  echo "Building for arm64 (aarch64-unknown-linux-gnu)"
+else
+  arch=()
+  echo "The aarch64 target could not be installed here (rustup's server is unreachable): building for x86_64 instead"
+fi
+cargo lambda build --release "${arch[@]}" --bin clerk-webhooks --output-format zip
+ls -l target/lambda/clerk-webhooks/
