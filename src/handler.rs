@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::config::{Config, ConfigError};
 use crate::event::{DecodeError, Event};
 use crate::metrics;
-use crate::plan::plan;
+use crate::plan::{plan, Plan};
 use crate::store::{Outcome, Store, StoreError};
 use crate::verify::{SignatureHeaders, VerifyError};
 
@@ -94,11 +94,11 @@ impl Accepted {
     }
 }
 
-/// What a verified request was about, for the log line.
+/// What a verified request was about, for the log line and the metrics.
 #[derive(Debug, Default)]
-struct Context {
-    svix_id: Option<String>,
-    event_type: Option<String>,
+pub struct Context {
+    pub svix_id: Option<String>,
+    pub event_type: Option<String>,
 }
 
 /// Shared state, built once at init and borrowed by every request.
@@ -231,29 +231,7 @@ impl Handler {
         context: &mut Context,
     ) -> Result<Accepted, Rejection> {
         let (config, store) = self.ready.as_ref().map_err(|e| e.clone())?;
-        if request.method() != Method::POST {
-            return Err(Rejection::MethodNotAllowed(request.method().to_string()));
-        }
-        // lambda_http has already decoded an `isBase64Encoded` body: these are the raw bytes.
-        let body: &[u8] = request.body().as_ref();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(Rejection::PayloadTooLarge(body.len()));
-        }
-        let headers = SignatureHeaders::from_headers(request.headers())?;
-        let now_secs = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let svix_id = config
-            .verifier
-            .verify(&headers, body, now_secs.as_secs() as i64)?;
-        // Only a verified id is logged: before that it is anyone's input.
-        context.svix_id = Some(svix_id.to_owned());
-        let event = Event::decode(body)?;
-        context.event_type = Some(event.event_type.clone());
-        let Some(plan) = plan(
-            &event,
-            svix_id,
-            &config.settings,
-            now_secs.as_millis() as i64,
-        ) else {
+        let Some(plan) = prepare(config, request, now, context)? else {
             return Ok(Accepted::Ignored);
         };
         let outcome = tokio::time::timeout(STORE_BUDGET, store.apply(&plan))
@@ -261,6 +239,39 @@ impl Handler {
             .map_err(|_| Rejection::StoreTimeout)??;
         Ok(Accepted::Stored(outcome))
     }
+}
+
+/// Everything a request needs before DynamoDB: method, size, signature, decoding and the plan
+/// (`None` for a type we do not sync). Pure, so it is tested and benchmarked without a network.
+pub fn prepare(
+    config: &Config,
+    request: &Request,
+    now: SystemTime,
+    context: &mut Context,
+) -> Result<Option<Plan>, Rejection> {
+    if request.method() != Method::POST {
+        return Err(Rejection::MethodNotAllowed(request.method().to_string()));
+    }
+    // lambda_http has already decoded an `isBase64Encoded` body: these are the raw bytes.
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Rejection::PayloadTooLarge(body.len()));
+    }
+    let headers = SignatureHeaders::from_headers(request.headers())?;
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let svix_id = config
+        .verifier
+        .verify(&headers, body, now.as_secs() as i64)?;
+    // Only a verified id is logged: before that it is anyone's input.
+    context.svix_id = Some(svix_id.to_owned());
+    let event = Event::decode(body)?;
+    context.event_type = Some(event.event_type.clone());
+    Ok(plan(
+        &event,
+        svix_id,
+        &config.settings,
+        now.as_millis() as i64,
+    ))
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {

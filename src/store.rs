@@ -242,10 +242,7 @@ impl Store {
         let mut writes = plan.writes.clone();
         let mut conflicts = 0;
         loop {
-            let items = writes
-                .iter()
-                .map(|w| self.transact_item(w))
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = self.transact_items(&writes)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -287,6 +284,11 @@ impl Store {
                 Cancellation::Other(codes) => return Err(StoreError::Cancelled(codes)),
             }
         }
+    }
+
+    /// The `TransactWriteItems` request items for `writes`, conditions included.
+    pub fn transact_items(&self, writes: &[Write]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        writes.iter().map(|w| self.transact_item(w)).collect()
     }
 
     fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, StoreError> {
