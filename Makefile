@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test send scan tools ddb-start ddb-stop lint release
+.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
@@ -30,6 +30,9 @@ lint: tools ## What CI checks besides the tests
 	cargo clippy --all-targets -- -D warnings
 	.tools/venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --region us-east-1
+
+bench: ## Every benchmark in BENCHMARKS.md (about 10 minutes)
+	bench/run.sh
 
 release: tools ## The Lambda's release build (arm64 where the target is installable), zipped
 	scripts/release.sh

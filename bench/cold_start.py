@@ -140,12 +140,12 @@ def peak_rss_kib(pid):
     return None
 
 
-def one_run(binary, events, warm_up, env):
+def one_run(command, events, warm_up, env):
     runtime = Runtime(total=events)
     env = dict(env, AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % runtime.port,
                DYNAMODB_WARM_UP="true" if warm_up else "false")
     started = time.perf_counter()
-    proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runtime.pid = proc.pid
     try:
         if not runtime.done.wait(timeout=600):
@@ -164,6 +164,7 @@ def one_run(binary, events, warm_up, env):
     return {
         "init_ms": (runtime.first_next - started) * 1000,
         "first_request_ms": (runtime.first_response - runtime.first_next) * 1000,
+        "exec_to_first_ack_ms": (runtime.first_response - started) * 1000,
         "peak_rss_kib": rss,
         "init_cpu_ms": runtime.init_cpu_ms,
         "cpu_ms_per_event": (total_cpu - (runtime.init_cpu_ms or 0)) / events,
@@ -173,6 +174,8 @@ def one_run(binary, events, warm_up, env):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default="target/release/clerk-webhooks")
+    parser.add_argument("--command", help="run this instead of --binary, e.g. the Node peer: "
+                        "'node bench/peers/node/bootstrap.js' (then only the warm-up-less pass runs)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--events", type=int, default=1, help="events per run (peak RSS after them)")
     args = parser.parse_args()
@@ -188,15 +191,21 @@ def main():
                AWS_LAMBDA_LOG_GROUP_NAME="bench", AWS_LAMBDA_LOG_FORMAT="JSON")
     # The table the events land in (idempotent).
     subprocess.run(["cargo", "run", "--quiet", "--bin", "clerk-webhooks-create-table"], env=env, check=True)
-    report = {"binary": args.binary, "binary_bytes": os.path.getsize(args.binary), "runs": args.runs,
-              "events_per_run": args.events}
-    for warm_up in (True, False):
-        runs = [one_run(args.binary, args.events, warm_up, env) for _ in range(args.runs)]
+    if args.command:
+        command, modes = args.command.split(), (False,)
+        report = {"command": args.command, "runs": args.runs, "events_per_run": args.events}
+    else:
+        command, modes = [args.binary], (True, False)
+        report = {"binary": args.binary, "binary_bytes": os.path.getsize(args.binary), "runs": args.runs,
+                  "events_per_run": args.events}
+    for warm_up in modes:
+        runs = [one_run(command, args.events, warm_up, env) for _ in range(args.runs)]
         key = "with_warm_up" if warm_up else "without_warm_up"
         report[key] = {
             "init_ms_median": round(statistics.median(r["init_ms"] for r in runs), 2),
             "first_request_ms_median": round(statistics.median(r["first_request_ms"] for r in runs), 2),
             "first_request_ms_max": round(max(r["first_request_ms"] for r in runs), 2),
+            "exec_to_first_ack_ms_median": round(statistics.median(r["exec_to_first_ack_ms"] for r in runs), 2),
             "peak_rss_kib_median": statistics.median(r["peak_rss_kib"] for r in runs),
             "init_cpu_ms_median": statistics.median(r["init_cpu_ms"] for r in runs),
             "cpu_ms_per_event_median": round(statistics.median(r["cpu_ms_per_event"] for r in runs), 3),

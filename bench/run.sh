@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every benchmark in BENCHMARKS.md, in one command (`make bench`). Loopback only. Takes about
+# 10 minutes on 2 cores, most of it building. Results go to stderr/stdout as they come;
+# copy them into BENCHMARKS.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/tools.sh
+export PATH="$root/.tools/venv/bin:$PATH"
+export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:${DYNAMODB_PORT:-8000}}
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+export TABLE_NAME=clerk-webhooks-bench
+started=no
+if ! scripts/dynamodb-local.sh status >/dev/null 2>&1; then
+  scripts/dynamodb-local.sh start
+  started=yes
+fi
+stop() { if [ "$started" = yes ]; then scripts/dynamodb-local.sh stop; fi; }
+trap stop EXIT
+
+echo "== 1. verify and the request path against their floors (criterion)"
+cargo bench --bench verify
+cargo bench --bench request_path
+echo "== 2. end to end against DynamoDB Local (EMF lines on stdout are dropped)"
+cargo bench --bench dynamodb >/dev/null
+echo "== 3. the Node.js peer, driven the same way"
+npm ci --silent --no-audit --no-fund --prefix bench/peers/node
+cargo run --quiet --bin clerk-webhooks-create-table
+CLERK_WEBHOOK_SIGNING_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw node bench/peers/node/drive.js 2>/dev/null
+echo "== 4. cold start, peak RSS: the release binary (x86_64, to run here) and the Node peer"
+cargo lambda build --release --bin clerk-webhooks
+python3 bench/cold_start.py --binary target/lambda/clerk-webhooks/bootstrap --runs 10 --events 1000
+python3 bench/cold_start.py --command "node bench/peers/node/bootstrap.js" --runs 10 --events 1000
