@@ -10,13 +10,9 @@ export PATH="$root/.tools/venv/bin:$PATH"
 export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:${DYNAMODB_PORT:-8000}}
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
 export TABLE_NAME=clerk-webhooks-bench
-started=no
-if ! scripts/dynamodb-local.sh status >/dev/null 2>&1; then
-  scripts/dynamodb-local.sh start
-  started=yes
+if [ "${1:-}" != --inner ]; then
+  exec scripts/dynamodb-local.sh run "$0" --inner
 fi
-stop() { if [ "$started" = yes ]; then scripts/dynamodb-local.sh stop; fi; }
-trap stop EXIT
 
 echo "== 1. verify and the request path against their floors (criterion)"
 cargo bench --bench verify

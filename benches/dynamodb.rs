@@ -86,6 +86,28 @@ fn signed(event: &Value, svix_id: &str) -> Request {
         .unwrap()
 }
 
+/// The floor: the items our planner makes for `request`, sent directly as one
+/// `TransactWriteItems`. Returns how long the DynamoDB call alone took.
+async fn send_floor(
+    client: &Client,
+    store: &Store,
+    config: &Config,
+    request: &Request,
+) -> Duration {
+    let plan = prepare(config, request, SystemTime::now(), &mut Context::default())
+        .unwrap()
+        .expect("a synced type");
+    let items = store.transact_items(&plan.writes).unwrap();
+    let started = Instant::now();
+    client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+        .unwrap();
+    started.elapsed()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -152,23 +174,7 @@ async fn main() {
     for n in 0..warm_up + events {
         // The floor: the items our planner would send for another fresh user, sent directly.
         let floor_request = signed(&user_created(2 * n), &format!("msg_floor{n}"));
-        let plan = prepare(
-            &config,
-            &floor_request,
-            SystemTime::now(),
-            &mut Context::default(),
-        )
-        .unwrap()
-        .unwrap();
-        let items = store.transact_items(&plan.writes).unwrap();
-        let started = Instant::now();
-        client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .unwrap();
-        let floor = started.elapsed();
+        let floor = send_floor(&client, &store, &config, &floor_request).await;
 
         let request = signed(&user_created(2 * n + 1), &format!("msg_handler{n}"));
         let started = Instant::now();
@@ -266,21 +272,7 @@ async fn main() {
             for i in 0..per_task {
                 let n = 7_000_000 + t * per_task + i;
                 let request = signed(&user_created(n), &format!("msg_tpf{n}"));
-                let plan = prepare(
-                    &config,
-                    &request,
-                    SystemTime::now(),
-                    &mut Context::default(),
-                )
-                .unwrap()
-                .unwrap();
-                let items = store.transact_items(&plan.writes).unwrap();
-                client
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .send()
-                    .await
-                    .unwrap();
+                send_floor(&client, &store, &config, &request).await;
             }
         });
     }

@@ -2,6 +2,8 @@
 # Starts, stops or checks DynamoDB Local on 127.0.0.1:${DYNAMODB_PORT:-8000}.
 #
 #   scripts/dynamodb-local.sh start | stop | status
+#   scripts/dynamodb-local.sh run CMD...   runs CMD with DynamoDB Local up, starting it first
+#                                          (and stopping it after) only if it was not running
 #
 # Where a Docker engine runs, it uses the amazon/dynamodb-local image. Otherwise it runs AWS's
 # jar with the system java: the jar ships inside the npm package amplify-dynamodb-simulator
@@ -96,9 +98,21 @@ stop() {
   echo "DynamoDB Local stopped"
 }
 
+run() {
+  local started=no status=0
+  if ! listening; then
+    start
+    started=yes
+  fi
+  "$@" || status=$?
+  if [ "$started" = yes ]; then stop; fi
+  return "$status"
+}
+
 case "${1:-}" in
   start) start ;;
+  run) shift; run "$@" ;;
   stop) stop ;;
   status) if listening; then echo "up on $port"; else echo "down"; exit 1; fi ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|run CMD..." >&2; exit 2 ;;
 esac

@@ -8,11 +8,4 @@ cd "$root"
 scripts/tools.sh
 export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:${DYNAMODB_PORT:-8000}}
 export PATH="$root/.tools/venv/bin:$PATH"
-started=no
-if ! scripts/dynamodb-local.sh status >/dev/null 2>&1; then
-  scripts/dynamodb-local.sh start
-  started=yes
-fi
-stop() { if [ "$started" = yes ]; then scripts/dynamodb-local.sh stop; fi; }
-trap stop EXIT
-cargo test "$@"
+exec scripts/dynamodb-local.sh run cargo test "$@"
