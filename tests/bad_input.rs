@@ -1,0 +1,391 @@
+//! The bad-input matrix: every class of bad request we know of, each with its HTTP status, its
+//! error code, and a table left byte-for-byte as it was (checked against a seeded table).
+
+mod common;
+
+use clerk_webhooks::handler::MAX_BODY_BYTES;
+use clerk_webhooks::verify::SigningSecret;
+use common::*;
+use lambda_http::http::{HeaderValue, Request as HttpRequest};
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+
+const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
+
+fn good_body() -> Vec<u8> {
+    envelope(
+        "user.updated",
+        1_716_886_800_005,
+        user(USER, 1_716_886_800_000, "King"),
+    )
+}
+
+/// A request for `body` signed with `secret`, its headers then edited by `edit`.
+fn request_with(
+    method: &str,
+    body: Vec<u8>,
+    secret: &str,
+    ts_offset: i64,
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
+) -> Request {
+    let id = msg_id();
+    let ts = now_secs() + ts_offset;
+    let sig = SigningSecret::parse(secret).unwrap().sign(&id, ts, &body);
+    let mut headers: Vec<(String, Vec<u8>)> = vec![
+        ("svix-id".into(), id.into_bytes()),
+        ("svix-timestamp".into(), ts.to_string().into_bytes()),
+        ("svix-signature".into(), sig.into_bytes()),
+    ];
+    edit(&mut headers);
+    let mut builder = HttpRequest::builder().method(method);
+    for (name, value) in headers {
+        builder = builder.header(name, HeaderValue::from_bytes(&value).unwrap());
+    }
+    builder.body(Body::from(body)).unwrap()
+}
+
+fn signed_body(body: Vec<u8>) -> Request {
+    request_with("POST", body, SECRET, 0, |_| {})
+}
+
+fn edited(edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> Request {
+    request_with("POST", good_body(), SECRET, 0, edit)
+}
+
+fn set(headers: &mut [(String, Vec<u8>)], name: &str, value: &[u8]) {
+    headers.iter_mut().find(|(n, _)| n == name).unwrap().1 = value.to_vec();
+}
+
+fn drop_header(headers: &mut Vec<(String, Vec<u8>)>, name: &str) {
+    headers.retain(|(n, _)| n != name);
+}
+
+fn envelope_with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&good_body()).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn every_bad_request_class_is_refused_with_its_status_and_code_and_writes_nothing() {
+    let (h, client, table) = setup().await;
+    // Seed the table so "unchanged" means something.
+    deliver(
+        &h,
+        &envelope(
+            "user.created",
+            1_716_883_200_005,
+            user(USER, 1_716_883_200_000, "Lovelace"),
+        ),
+        &msg_id(),
+    )
+    .await;
+    deliver(
+        &h,
+        &envelope(
+            "organization.created",
+            1_716_883_260_005,
+            organization("org_1", 1_716_883_260_000, "Acme"),
+        ),
+        &msg_id(),
+    )
+    .await;
+    let before = scan(&client, &table).await;
+
+    let cases: Vec<(&str, Request, u16, &str)> = vec![
+        (
+            "missing svix-id",
+            edited(|h| drop_header(h, "svix-id")),
+            400,
+            "missing_header",
+        ),
+        (
+            "missing svix-timestamp",
+            edited(|h| drop_header(h, "svix-timestamp")),
+            400,
+            "missing_header",
+        ),
+        (
+            "missing svix-signature",
+            edited(|h| drop_header(h, "svix-signature")),
+            400,
+            "missing_header",
+        ),
+        (
+            "empty svix-id",
+            edited(|h| set(h, "svix-id", b"")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "empty svix-timestamp",
+            edited(|h| set(h, "svix-timestamp", b"")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "empty svix-signature",
+            edited(|h| set(h, "svix-signature", b"")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "signature list of spaces",
+            edited(|h| set(h, "svix-signature", b"   ")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "duplicate svix-id",
+            edited(|h| h.push(("svix-id".into(), b"msg_other".to_vec()))),
+            400,
+            "invalid_header",
+        ),
+        (
+            "duplicate svix-signature",
+            edited(|h| h.push(("svix-signature".into(), b"v1,AAAA".to_vec()))),
+            400,
+            "invalid_header",
+        ),
+        (
+            "non-ASCII svix-id",
+            edited(|h| set(h, "svix-id", "msg_é".as_bytes())),
+            400,
+            "invalid_header",
+        ),
+        (
+            "non-integer timestamp",
+            edited(|h| set(h, "svix-timestamp", b"yesterday")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "fractional timestamp",
+            edited(|h| set(h, "svix-timestamp", b"1716883200.5")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "huge timestamp",
+            edited(|h| set(h, "svix-timestamp", b"99999999999999999999999")),
+            400,
+            "invalid_header",
+        ),
+        (
+            "negative timestamp",
+            edited(|h| set(h, "svix-timestamp", b"-1")),
+            401,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "stale timestamp (301 s)",
+            request_with("POST", good_body(), SECRET, -301, |_| {}),
+            401,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "future timestamp (301 s)",
+            request_with("POST", good_body(), SECRET, 301, |_| {}),
+            401,
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "only v1a entries",
+            edited(|h| {
+                let sig = String::from_utf8(h[2].1.clone())
+                    .unwrap()
+                    .replacen("v1,", "v1a,", 1);
+                set(h, "svix-signature", sig.as_bytes())
+            }),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "malformed base64 in the signature",
+            edited(|h| set(h, "svix-signature", b"v1,!!!not*base64!!!")),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "truncated signature",
+            edited(|h| {
+                let sig = h[2].1[..20].to_vec();
+                set(h, "svix-signature", &sig)
+            }),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "wrong secret",
+            request_with(
+                "POST",
+                good_body(),
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                0,
+                |_| {},
+            ),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "signature of another message id",
+            edited(|h| set(h, "svix-id", b"msg_someone_else")),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "body changed by one byte",
+            {
+                let mut r = signed_body(good_body());
+                let mut body = good_body();
+                body[20] ^= 0x01;
+                *r.body_mut() = Body::from(body);
+                r
+            },
+            401,
+            "invalid_signature",
+        ),
+        (
+            "body re-serialised",
+            {
+                let mut r = signed_body(good_body());
+                let pretty = serde_json::to_vec_pretty(
+                    &serde_json::from_slice::<Value>(&good_body()).unwrap(),
+                )
+                .unwrap();
+                *r.body_mut() = Body::from(pretty);
+                r
+            },
+            401,
+            "invalid_signature",
+        ),
+        ("empty body", signed_body(Vec::new()), 400, "invalid_json"),
+        (
+            "invalid UTF-8",
+            signed_body(vec![b'{', 0xff, 0xfe, b'}']),
+            400,
+            "invalid_json",
+        ),
+        (
+            "truncated JSON",
+            signed_body(good_body()[..100].to_vec()),
+            400,
+            "invalid_json",
+        ),
+        (
+            "JSON array",
+            signed_body(b"[1,2,3]".to_vec()),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "JSON string",
+            signed_body(br#""user.created""#.to_vec()),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "missing type",
+            signed_body(envelope_with(|v| {
+                v.as_object_mut().unwrap().remove("type");
+            })),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "missing timestamp",
+            signed_body(envelope_with(|v| {
+                v.as_object_mut().unwrap().remove("timestamp");
+            })),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "object is not event",
+            signed_body(envelope_with(|v| v["object"] = json!("list"))),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "data is not an object",
+            signed_body(envelope_with(|v| v["data"] = json!([1]))),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "timestamp is a string",
+            signed_body(envelope_with(|v| v["timestamp"] = json!("now"))),
+            400,
+            "invalid_envelope",
+        ),
+        (
+            "data of the wrong shape",
+            signed_body(envelope_with(|v| {
+                v["data"]["email_addresses"] = json!("ada@example.org")
+            })),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "user id of the wrong form",
+            signed_body(envelope_with(|v| v["data"]["id"] = json!("usr_1"))),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "id with a key separator",
+            signed_body(envelope_with(|v| v["data"]["id"] = json!("user_a#b"))),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "membership without its user",
+            signed_body(envelope(
+                "organizationMembership.created",
+                1,
+                json!({"id": "orgmem_1", "role": "org:member", "organization": {"id": "org_1"}}),
+            )),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "session whose user is someone else",
+            signed_body(envelope(
+                "session.created",
+                1,
+                json!({"id": "sess_1", "user_id": "user_a", "user": {"id": "user_b"}}),
+            )),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "over-size body",
+            request_with("POST", vec![b' '; MAX_BODY_BYTES + 1], SECRET, 0, |_| {}),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "wrong method",
+            request_with("PUT", good_body(), SECRET, 0, |_| {}),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    assert!(cases.len() >= 30);
+    for (name, request, status, code) in cases {
+        let reply = send(&h, request).await;
+        assert_eq!(reply.status.as_u16(), status, "{name}: {}", reply.body);
+        assert_eq!(reply.body["error"], json!(code), "{name}: {}", reply.body);
+        assert!(
+            reply.body["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        assert_eq!(
+            scan(&client, &table).await,
+            before,
+            "{name} changed the table"
+        );
+    }
+}
