@@ -12,10 +12,6 @@ const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
 const T0: i64 = 1_716_883_200_000;
 
-async fn apply(h: &Handler, event_type: &str, timestamp: i64, data: Value) -> String {
-    deliver(h, &envelope(event_type, timestamp, data), &msg_id()).await
-}
-
 fn session(id: &str, status: &str, updated_at: i64, user_updated_at: Option<i64>) -> Value {
     let mut data = json!({
         "object": "session", "id": id, "user_id": USER, "client_id": "client_1", "status": status,

@@ -120,20 +120,10 @@ async fn a_stale_event_leaves_no_event_record() {
 #[tokio::test]
 async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_back() {
     let (h, client, table) = setup().await;
-    deliver(
-        &h,
-        &envelope("user.created", T0, user(USER, T0, "Lovelace")),
-        &msg_id(),
-    )
-    .await;
+    apply(&h, "user.created", T0, user(USER, T0, "Lovelace")).await;
     let deleted_at = T0 + 7_200_000;
     assert_eq!(
-        deliver(
-            &h,
-            &envelope("user.deleted", deleted_at, deleted("user", USER)),
-            &msg_id()
-        )
-        .await,
+        apply(&h, "user.deleted", deleted_at, deleted("user", USER)).await,
         "applied"
     );
 
@@ -195,14 +185,11 @@ async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_bac
 #[tokio::test]
 async fn an_organization_tombstone_blocks_late_updates() {
     let (h, client, table) = setup().await;
-    deliver(
+    apply(
         &h,
-        &envelope(
-            "organization.deleted",
-            T0 + 9_000,
-            deleted("organization", ORG),
-        ),
-        &msg_id(),
+        "organization.deleted",
+        T0 + 9_000,
+        deleted("organization", ORG),
     )
     .await;
     let late = envelope(
@@ -273,14 +260,11 @@ async fn memberships_list_both_ways_and_may_arrive_before_their_parents() {
 async fn a_membership_never_resurrects_into_a_deleted_organization_or_for_a_deleted_user() {
     let (h, client, table) = setup().await;
     let other_user = "user_2NNEqL2nrIRdJ194ndJqAHwOTHR";
-    deliver(
+    apply(
         &h,
-        &envelope(
-            "organization.deleted",
-            T0 + 9_000,
-            deleted("organization", ORG),
-        ),
-        &msg_id(),
+        "organization.deleted",
+        T0 + 9_000,
+        deleted("organization", ORG),
     )
     .await;
     let into_deleted_org = envelope(
@@ -291,12 +275,7 @@ async fn a_membership_never_resurrects_into_a_deleted_organization_or_for_a_dele
     assert_eq!(deliver(&h, &into_deleted_org, &msg_id()).await, "stale");
 
     let live_org = "org_2NNEqL2nrIRdJ194ndJqAHwLIVE";
-    deliver(
-        &h,
-        &envelope("user.deleted", T0 + 9_000, deleted("user", USER)),
-        &msg_id(),
-    )
-    .await;
+    apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await;
     let for_deleted_user = envelope(
         "organizationMembership.updated",
         T0 + 20_000,
@@ -319,14 +298,11 @@ async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
     let (h, client, table) = setup().await;
     let key = (format!("ORG#{ORG}"), format!("MEMBER#{USER}"));
     let updated = membership(ORG, USER, T0 + 1_000, "org:admin");
-    deliver(
+    apply(
         &h,
-        &envelope(
-            "organizationMembership.updated",
-            T0 + 1_005,
-            updated.clone(),
-        ),
-        &msg_id(),
+        "organizationMembership.updated",
+        T0 + 1_005,
+        updated.clone(),
     )
     .await;
     // Clerk's delete carries the same updated_at as the update it follows.
@@ -371,10 +347,11 @@ async fn add_members(h: &clerk_webhooks::handler::Handler, org: &str, users: &[S
 #[tokio::test]
 async fn organization_deleted_removes_every_membership_of_its_partition() {
     let (h, client, table) = setup().await;
-    deliver(
+    apply(
         &h,
-        &envelope("organization.created", T0, organization(ORG, T0, "Acme")),
-        &msg_id(),
+        "organization.created",
+        T0,
+        organization(ORG, T0, "Acme"),
     )
     .await;
     // More than one BatchWriteItem (25) worth of members.
@@ -463,12 +440,7 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
 #[tokio::test]
 async fn a_stale_delete_that_meets_a_tombstone_still_finishes_the_cascade() {
     let (h, client, table) = setup().await;
-    deliver(
-        &h,
-        &envelope("user.deleted", T0 + 9_000, deleted("user", USER)),
-        &msg_id(),
-    )
-    .await;
+    apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await;
     // A membership left behind, e.g. by a cascade that read the index before it caught up.
     client
         .put_item()

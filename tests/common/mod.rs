@@ -145,6 +145,16 @@ pub async fn deliver(handler: &Handler, body: &[u8], svix_id: &str) -> String {
     reply.body["status"].as_str().unwrap().to_owned()
 }
 
+/// Delivers a fresh message of `event_type` carrying `data`; returns the `status` of the 200.
+pub async fn apply(handler: &Handler, event_type: &str, timestamp_ms: i64, data: Value) -> String {
+    deliver(
+        handler,
+        &envelope(event_type, timestamp_ms, data),
+        &msg_id(),
+    )
+    .await
+}
+
 pub async fn get(client: &Client, table: &str, pk: &str, sk: &str) -> Option<Item> {
     client
         .get_item()
