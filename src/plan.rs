@@ -3,7 +3,7 @@
 //!
 //! The table contract (keys, attributes, GSI) is defined here and documented in README.md.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::config::Settings;
 use crate::event::{
@@ -182,13 +182,13 @@ pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> O
         Payload::BillingUpserted(billing) => (vec![ctx.billing(billing)], None),
         Payload::MessageSent(message) => (ctx.message(message).into_iter().collect(), None),
         Payload::UserDeleted(d) => (
-            vec![ctx.tombstone(Key::user(&d.id), "user", &d.id, None)],
+            vec![ctx.tombstone(Key::user(&d.id), "user", &d.id, None, &[])],
             Some(Cascade::User {
                 user_id: d.id.clone(),
             }),
         ),
         Payload::OrganizationDeleted(d) => (
-            vec![ctx.tombstone(Key::organization(&d.id), "organization", &d.id, None)],
+            vec![ctx.tombstone(Key::organization(&d.id), "organization", &d.id, None, &[])],
             Some(Cascade::Organization {
                 org_id: d.id.clone(),
             }),
@@ -196,22 +196,29 @@ pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> O
         Payload::MembershipDeleted(m) => {
             let (org_id, user_id) = (&m.organization.id, &m.public_user_data.user_id);
             let key = Key::membership(org_id, user_id);
-            let ids = json!({"org_id": org_id, "user_id": user_id});
+            // Clerk's membership delete carries the whole membership, its updated_at included.
+            let ids = [("org_id", org_id.as_str()), ("user_id", user_id.as_str())];
             (
-                vec![ctx.tombstone(key, "membership", &m.id, Some(ids))],
+                vec![ctx.tombstone(key, "membership", &m.id, m.updated_at, &ids)],
                 None,
             )
         }
         Payload::DomainDeleted(d) => (
-            vec![ctx.tombstone(Key::profile("DOMAIN", &d.id), "domain", &d.id, None)],
+            vec![ctx.tombstone(Key::profile("DOMAIN", &d.id), "domain", &d.id, None, &[])],
             None,
         ),
         Payload::RoleDeleted(d) => (
-            vec![ctx.tombstone(Key::profile("ROLE", &d.id), "role", &d.id, None)],
+            vec![ctx.tombstone(Key::profile("ROLE", &d.id), "role", &d.id, None, &[])],
             None,
         ),
         Payload::PermissionDeleted(d) => (
-            vec![ctx.tombstone(Key::profile("PERMISSION", &d.id), "permission", &d.id, None)],
+            vec![ctx.tombstone(
+                Key::profile("PERMISSION", &d.id),
+                "permission",
+                &d.id,
+                None,
+                &[],
+            )],
             None,
         ),
     };
@@ -273,12 +280,18 @@ impl Context<'_> {
     /// The attributes every live entity item carries, and the top-level `data` fields named
     /// in `fields` (absent and null ones left out).
     fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&str]) -> Item {
+        self.entity_from(key, entity, id, fields, &self.event.data)
+    }
+
+    /// As [`Self::entity`], for an object other than the event's own `data` (the user a
+    /// session event carries).
+    fn entity_from(&self, key: Key, entity: &str, id: &str, fields: &[&str], data: &Value) -> Item {
         let mut item = key.item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", id);
         insert(&mut item, "last_svix_id", self.svix_id);
-        copy_fields(&mut item, &self.event.data, fields);
-        insert(&mut item, "data", self.event.data.clone());
+        copy_fields(&mut item, data, fields);
+        insert(&mut item, "data", data.clone());
         item
     }
 
@@ -299,10 +312,17 @@ impl Context<'_> {
     }
 
     fn user_item(&self, user: &User, data: &Value) -> Item {
-        let mut item = Key::user(&user.id).item();
-        insert(&mut item, "entity", "user");
-        insert(&mut item, "id", user.id.as_str());
-        insert(&mut item, "last_svix_id", self.svix_id);
+        let fields = [
+            "first_name",
+            "last_name",
+            "username",
+            "image_url",
+            "external_id",
+            "public_metadata",
+            "created_at",
+            "updated_at",
+        ];
+        let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &fields, data);
         if let Some(email) = user.primary_email() {
             insert(&mut item, "email", email);
             set_gsi(
@@ -311,21 +331,6 @@ impl Context<'_> {
                 format!("USER#{}", user.id),
             );
         }
-        copy_fields(
-            &mut item,
-            data,
-            &[
-                "first_name",
-                "last_name",
-                "username",
-                "image_url",
-                "external_id",
-                "public_metadata",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        insert(&mut item, "data", data.clone());
         item
     }
 
@@ -616,11 +621,16 @@ impl Context<'_> {
     }
 
     /// Keeps the key and the version, drops every personal attribute and the GSI keys.
-    fn tombstone(&self, key: Key, entity: &str, id: &str, ids: Option<Value>) -> Write {
-        let updated_at = match &self.event.payload {
-            Payload::MembershipDeleted(m) => m.updated_at,
-            _ => None,
-        };
+    /// `updated_at` is the deleted object's own, when its delete event carries one; `ids` are
+    /// identifiers (never personal data) the tombstone keeps for readers.
+    fn tombstone(
+        &self,
+        key: Key,
+        entity: &str,
+        id: &str,
+        updated_at: Option<i64>,
+        ids: &[(&str, &str)],
+    ) -> Write {
         let version = delete_version(updated_at, self.event.timestamp_ms);
         let mut item = key.item();
         insert(&mut item, "entity", entity);
@@ -634,8 +644,8 @@ impl Context<'_> {
             self.expires_after(self.settings.tombstone_secs),
         );
         insert(&mut item, "last_svix_id", self.svix_id);
-        if let Some(Value::Object(ids)) = ids {
-            item.extend(ids);
+        for (name, value) in ids {
+            insert(&mut item, name, *value);
         }
         Write::Put {
             item,
@@ -677,6 +687,7 @@ fn copy_fields(item: &mut Item, object: &Value, fields: &[&str]) {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use serde_json::json;
 
     const NOW: i64 = 1_716_883_300_000;
     const SVIX: &str = "msg_2jJ7cW4q5ZLz1Lq9fYqkVwN3Xyz";
