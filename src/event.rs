@@ -353,12 +353,12 @@ impl Event {
             data: envelope.data,
         })
     }
+}
 
-    /// The part of `type` before the dot (`user`, `organizationMembership`, …): a
-    /// low-cardinality label for logs.
-    pub fn family(&self) -> &str {
-        self.event_type.split('.').next().unwrap_or_default()
-    }
+/// The part of an event type before the dot (`user`, `organizationMembership`, …): a
+/// low-cardinality label for metrics.
+pub fn family(event_type: &str) -> &str {
+    event_type.split('.').next().unwrap_or(event_type)
 }
 
 fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
@@ -600,7 +600,7 @@ mod tests {
     fn decodes_a_user_and_finds_the_primary_email_not_the_first() {
         let event = Event::decode(&envelope("user.created", user_data())).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200123);
-        assert_eq!(event.family(), "user");
+        assert_eq!(family(&event.event_type), "user");
         let Payload::UserUpserted(user) = event.payload else {
             panic!("not a user")
         };

@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::config::{Config, ConfigError};
-use crate::event::{DecodeError, Event};
+use crate::event::{self, DecodeError, Event};
 use crate::metrics;
 use crate::plan::{plan, Plan};
 use crate::store::{Outcome, Store, StoreError};
@@ -209,10 +209,7 @@ impl Handler {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as i64;
-        let family = context
-            .event_type
-            .as_deref()
-            .map(|t| t.split('.').next().unwrap_or(t));
+        let family = context.event_type.as_deref().map(event::family);
         metrics::emit(
             namespace,
             &metrics::RequestMetrics {
