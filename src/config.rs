@@ -10,6 +10,8 @@ pub const TABLE_VAR: &str = "TABLE_NAME";
 pub const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
 pub const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
 pub const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
+/// `false` skips opening the DynamoDB connection at init (to measure what that saves).
+pub const WARM_UP_VAR: &str = "DYNAMODB_WARM_UP";
 /// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
 pub const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub settings: Settings,
     /// CloudWatch namespace of the per-request EMF metrics.
     pub metrics_namespace: String,
+    /// Open the DynamoDB connection during init (default on).
+    pub warm_up: bool,
 }
 
 impl Config {
@@ -92,6 +96,7 @@ impl Config {
             table_name: table_name.trim().to_owned(),
             settings,
             metrics_namespace,
+            warm_up: present(WARM_UP_VAR).is_none_or(|v| v.trim() != "false"),
         })
     }
 }
@@ -225,6 +230,9 @@ mod tests {
     fn metrics_namespace_defaults_and_is_checked() {
         let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t")]).unwrap();
         assert_eq!(c.metrics_namespace, "ClerkWebhooks");
+        assert!(c.warm_up, "the warm-up is on unless turned off");
+        let off = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (WARM_UP_VAR, "false")]);
+        assert!(!off.unwrap().warm_up);
         let c = config(&[
             (SECRET_VAR, A),
             (TABLE_VAR, "t"),

@@ -118,9 +118,15 @@ impl Handler {
     }
 
     /// Opens the DynamoDB connection during init, so the first webhook after a cold start does
-    /// not pay for it. A failure is only logged: requests will connect on their own.
+    /// not pay for it (unless `DYNAMODB_WARM_UP=false`). A failure is only logged: requests will
+    /// connect on their own.
     pub async fn warm_up(&self) {
-        let Ok((_, store)) = &self.ready else { return };
+        let Ok((config, store)) = &self.ready else {
+            return;
+        };
+        if !config.warm_up {
+            return;
+        }
         let started = Instant::now();
         match store.warm_up().await {
             Ok(()) => tracing::info!(

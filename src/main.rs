@@ -13,10 +13,7 @@ async fn main() -> Result<(), Error> {
         tracing::error!(%error, "invalid configuration: every request answers 500 until it is fixed");
     }
     let handler = Handler::new(config, store::client_from_env().await);
-    // DYNAMODB_WARM_UP=false skips it (for measuring what it saves; see BENCHMARKS.md).
-    if std::env::var("DYNAMODB_WARM_UP").map_or(true, |v| v != "false") {
-        handler.warm_up().await;
-    }
+    handler.warm_up().await;
     let handler = &handler;
     lambda_http::run(service_fn(move |request| async move {
         Ok::<_, Infallible>(handler.handle(request).await)
