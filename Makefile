@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench
+.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench chaos
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
@@ -36,3 +36,7 @@ bench: ## Every benchmark in BENCHMARKS.md (about 10 minutes)
 
 release: tools ## The Lambda's release build (arm64 where the target is installable), zipped
 	scripts/release.sh
+
+chaos: ## The large chaos run recorded in RELIABILITY.md (CHAOS_EVENTS, CHAOS_FAULT_RATE, CHAOS_SEED)
+	CHAOS_EVENTS=$${CHAOS_EVENTS:-10000} CHAOS_FAULT_RATE=$${CHAOS_FAULT_RATE:-0.05} \
+	  scripts/dynamodb-local.sh run cargo test --test chaos chaos_delivery

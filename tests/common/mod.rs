@@ -6,6 +6,8 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod emf;
+pub mod fault_proxy;
+pub mod rng;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
