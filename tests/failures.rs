@@ -5,11 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
 use common::*;
 use lambda_http::http::StatusCode;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const T0: i64 = 1_716_883_200_000;
@@ -44,72 +44,84 @@ async fn dynamodb_unreachable_is_503() {
     assert_retry(&format!("http://127.0.0.1:{port}")).await;
 }
 
+/// A proxy in front of DynamoDB Local that does `fault` to every request.
+async fn always(fault: Fault) -> FaultProxy {
+    let config = ProxyConfig {
+        rate: 1.0,
+        faults: vec![fault],
+        // Longer than the whole 6 s operation timeout: this DynamoDB never answers.
+        stall: Duration::from_secs(30),
+        ..ProxyConfig::clean()
+    };
+    FaultProxy::start(any_port(), dynamodb_local_addr(), config).await
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
 #[tokio::test]
 async fn dynamodb_that_never_answers_is_503_before_svix_gives_up() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket); // accept and say nothing
-        }
-    });
-    let took = assert_retry(&format!("http://127.0.0.1:{port}")).await;
+    let proxy = always(Fault::StallBefore).await;
+    let took = assert_retry(&proxy.endpoint()).await;
     assert!(
         took >= Duration::from_secs(2),
         "gave up after {took:?}, before one attempt timed out"
     );
 }
 
-/// Answers every request the way DynamoDB does when it throttles.
-async fn throttle(mut socket: TcpStream) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let Ok(n) = socket.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
-        if buf.len() < end + 4 + length {
-            continue;
-        }
-        buf.drain(..end + 4 + length);
-        let payload = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
-        let response = format!(
-            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{payload}",
-            payload.len()
-        );
-        if socket.write_all(response.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
-
 #[tokio::test]
 async fn dynamodb_throttling_is_503_after_the_sdk_retries() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tokio::spawn(throttle(socket));
-        }
-    });
-    assert_retry(&format!("http://127.0.0.1:{port}")).await;
-    assert!(hits.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let proxy = always(Fault::ThrottleBefore).await;
+    assert_retry(&proxy.endpoint()).await;
+    let counts = proxy.counts();
+    assert!(counts.requests >= 2, "the SDK did not retry: {counts:?}");
+    assert_eq!(counts.forwarded, 0);
+}
+
+/// The function starts while DynamoDB is unreachable: init completes, requests answer 503
+/// quickly, and once DynamoDB is back the same instance applies the retry, with no restart.
+#[tokio::test]
+async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
+    let (client, table) = {
+        let client = local_client();
+        let table = fresh_table(&client).await;
+        (client, table)
+    };
+    let port = std::net::TcpListener::bind(any_port())
+        .unwrap()
+        .local_addr()
+        .unwrap(); // released at once: connections to it are refused
+    let h = handler_for(client_for(&format!("http://{port}")), &table);
+
+    let started = Instant::now();
+    h.warm_up().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "init waited {:?} for an unreachable DynamoDB",
+        started.elapsed()
+    );
+    let (body, id) = (body(), msg_id());
+    let reply = send(&h, signed(&body, &id)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused connection took {:?} to answer",
+        started.elapsed()
+    );
+    assert!(scan(&client, &table).await.is_empty());
+
+    // DynamoDB comes back at the same address.
+    let _proxy = FaultProxy::start(port, dynamodb_local_addr(), ProxyConfig::clean()).await;
+    assert_eq!(deliver(&h, &body, &id).await, "applied");
+    assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+        .await
+        .is_some());
 }
 
 #[tokio::test]
