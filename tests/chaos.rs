@@ -122,7 +122,7 @@ async fn run(size: Size) {
         &proxy,
         items.len(),
         took,
-    );
+    ) + &format!("\nchaos: mismatches {}", mismatches.len());
     // Straight to stderr, past libtest's capture: the counts belong in CI's log.
     let _ = writeln!(std::io::stderr(), "{report}");
     assert!(
