@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod emf;
+pub mod logs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +33,7 @@ pub fn endpoint() -> String {
 
 /// A client for `endpoint` with our production timeouts and retries.
 pub fn client_for(endpoint: &str) -> Client {
+    logs::init();
     let config = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -74,6 +76,7 @@ pub fn config(table: &str) -> Config {
 }
 
 pub fn handler_for(client: Client, table: &str) -> Handler {
+    logs::init();
     Handler::new(Ok(config(table)), client)
 }
 
@@ -124,6 +127,7 @@ pub struct Reply {
 }
 
 pub async fn send(handler: &Handler, request: Request) -> Reply {
+    logs::init();
     reply(handler.handle(request).await)
 }
 
@@ -178,6 +182,7 @@ pub fn signed_headers(body: &[u8], svix_id: &str) -> Vec<(&'static str, String)>
 /// Sends a raw function-URL event the way the runtime does: JSON bytes deserialised into
 /// [`FunctionUrlRequest`], then [`Handler::handle_event`], the path `main` runs.
 pub async fn send_event(handler: &Handler, event: &Value) -> Reply {
+    logs::init();
     let bytes = serde_json::to_vec(event).unwrap();
     let event: FunctionUrlRequest =
         serde_json::from_slice(&bytes).expect("any JSON object is a FunctionUrlRequest");
