@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::SystemTime;
 
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::{prepare, Context};
+use clerk_webhooks::handler::{prepare, Context, FunctionUrlRequest};
 use clerk_webhooks::verify::SigningSecret;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, KeyInit, Mac};
@@ -70,9 +70,8 @@ fn request_path(c: &mut Criterion) {
         });
         group.bench_function(format!("parse_verify_decode_plan/{event_type}"), |b| {
             b.iter(|| {
-                let lambda_request: lambda_http::request::LambdaRequest =
-                    serde_json::from_str(black_box(&event)).unwrap();
-                let request = lambda_http::Request::from(lambda_request);
+                let event: FunctionUrlRequest = serde_json::from_str(black_box(&event)).unwrap();
+                let request = event.into_request().unwrap();
                 let plan = prepare(&config, &request, now, &mut Context::default()).unwrap();
                 black_box(plan.expect("a synced type"))
             })

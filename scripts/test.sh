@@ -2,10 +2,26 @@
 # The whole test suite: unit tests, DynamoDB Local integration tests, Svix interoperability and
 # the end-to-end test through `cargo lambda watch`. Starts DynamoDB Local if it is not running
 # (and stops it again afterwards).
+#
+# Then the log audit (scripts/log-audit.py): every log line the suite produced (each test
+# process's, the function's under cargo lambda, and cargo test's own output, all collected in
+# target/log-audit/) is checked for secrets, emails, phone numbers, names and pieces of bodies.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/tools.sh
 export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:${DYNAMODB_PORT:-8000}}
 export PATH="$root/.tools/venv/bin:$PATH"
-exec scripts/dynamodb-local.sh run cargo test "$@"
+
+audit_dir="$root/target/log-audit"
+rm -rf "$audit_dir"
+mkdir -p "$audit_dir"
+export CLERK_WEBHOOKS_LOG_AUDIT_DIR="$audit_dir"
+
+# pipefail: the status is cargo test's, not tee's.
+scripts/dynamodb-local.sh run cargo test "$@" 2>&1 | tee "$audit_dir/cargo-test.log"
+
+# With arguments (a filtered run), not every test binary ran: audit what there is.
+partial=()
+if [ $# -gt 0 ]; then partial=(--partial); fi
+python3 scripts/log-audit.py "$audit_dir" "${partial[@]}"

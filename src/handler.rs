@@ -1,12 +1,17 @@
-//! The HTTP entrypoint: function-URL request -> verify -> decode -> plan -> store -> response.
+//! The HTTP entrypoint: function-URL event -> request -> verify -> decode -> plan -> store ->
+//! response.
 //!
 //! Every status code is chosen in one place, [`Rejection::status`], for what it makes Svix do:
 //! 2xx = never send this again; anything else = retry later.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_http::http::{header, Method, StatusCode};
+use base64::Engine;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use lambda_http::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{Config, ConfigError};
@@ -28,6 +33,8 @@ const STORE_BUDGET: Duration = Duration::from_secs(8);
 pub enum Rejection {
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Event(#[from] EventError),
     #[error("method {0} is not allowed; webhooks are POSTed")]
     MethodNotAllowed(String),
     #[error("body is {0} bytes; the limit is {MAX_BODY_BYTES}")]
@@ -47,7 +54,10 @@ impl Rejection {
         match self {
             // 500 so Svix keeps retrying while the operator fixes the configuration.
             Self::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) | Self::Event(EventError::Method) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            Self::Event(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
@@ -61,7 +71,9 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Config(_) => "configuration_error",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed(_) | Self::Event(EventError::Method) => "method_not_allowed",
+            Self::Event(EventError::BodyEncoding(_)) => "invalid_body_encoding",
+            Self::Event(EventError::HeaderName | EventError::HeaderValue(_)) => "invalid_header",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Verify(VerifyError::MissingHeader(_)) => "missing_header",
             Self::Verify(VerifyError::InvalidHeader(_) | VerifyError::InvalidTimestamp(_)) => {
@@ -139,15 +151,50 @@ impl Handler {
         }
     }
 
+    /// What `main` runs for every invocation: the function-URL event in, the function-URL
+    /// response out.
+    pub async fn invoke(&self, event: FunctionUrlRequest) -> ApiGatewayV2httpResponse {
+        function_url_response(self.handle_event(event).await)
+    }
+
+    /// Converts the event to a request (a malformed one is refused like any other bad
+    /// request: one log line, one metric, a JSON answer), then handles it.
+    pub async fn handle_event(&self, event: FunctionUrlRequest) -> Response<Body> {
+        self.handle_event_at(event, SystemTime::now()).await
+    }
+
+    /// As [`Handler::handle_event`], with the clock passed in.
+    pub async fn handle_event_at(
+        &self,
+        event: FunctionUrlRequest,
+        now: SystemTime,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let request = event.into_request().map_err(Rejection::from);
+        self.respond(started, request, now).await
+    }
+
+    /// Handles a request that is already an HTTP request (tests and benchmarks).
     pub async fn handle(&self, request: Request) -> Response<Body> {
         self.handle_at(request, SystemTime::now()).await
     }
 
     /// As [`Handler::handle`], with the clock passed in.
     pub async fn handle_at(&self, request: Request, now: SystemTime) -> Response<Body> {
-        let started = Instant::now();
+        self.respond(Instant::now(), Ok(request), now).await
+    }
+
+    async fn respond(
+        &self,
+        started: Instant,
+        request: Result<Request, Rejection>,
+        now: SystemTime,
+    ) -> Response<Body> {
         let mut context = Context::default();
-        let result = self.process(&request, now, &mut context).await;
+        let result = match request {
+            Ok(request) => self.process(&request, now, &mut context).await,
+            Err(rejection) => Err(rejection),
+        };
         let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
         self.emit_metrics(&result, &context, duration_ms, now);
         let svix_id = context.svix_id.as_deref().unwrap_or("-");
@@ -277,10 +324,255 @@ pub fn prepare(
     ))
 }
 
+/// The part of a function-URL event (payload format 2.0) the handler reads: the method, the
+/// headers and the body. URI, query, cookies and the request context are not carried over.
+///
+/// This conversion is ours, not lambda_http's, because lambda_http's cannot fail: it panics
+/// on a body marked `isBase64Encoded` that is not base64 (an `expect` in aws_lambda_events'
+/// `Body::from_maybe_encoded`) and on a host, `x-forwarded-proto` or query string that does
+/// not make a valid URI (`unwrap`s while it builds the URI); a header or a method that HTTP
+/// does not allow fails the event's deserialisation before any handler runs. All of these end
+/// as a function error: a 502 to Svix, the `Errors` alarm, and no line of ours. Here every
+/// field is optional and headers are plain strings, so any JSON object deserialises, and every
+/// flaw in what we read becomes a [`Rejection`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionUrlRequest {
+    #[serde(default)]
+    pub request_context: FunctionUrlContext,
+    /// Lower-cased names; a repeated header arrives as one comma-separated value.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub is_base64_encoded: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionUrlContext {
+    #[serde(default)]
+    pub http: FunctionUrlHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionUrlHttp {
+    #[serde(default)]
+    pub method: String,
+}
+
+/// A function-URL event that is not a well-formed HTTP request. Messages never quote the
+/// offending value: it is anyone's input.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the body is marked isBase64Encoded but is not valid base64: {0}")]
+    BodyEncoding(base64::DecodeError),
+    #[error("a header name is not a valid HTTP header name")]
+    HeaderName,
+    #[error("header {0} has a value that HTTP does not allow")]
+    HeaderValue(HeaderName),
+    #[error("the method is not a valid HTTP method; webhooks are POSTed")]
+    Method,
+}
+
+impl FunctionUrlRequest {
+    /// The HTTP request this event describes, or why it describes none.
+    pub fn into_request(self) -> Result<Request, EventError> {
+        let method = Method::from_bytes(self.request_context.http.method.as_bytes())
+            .map_err(|_| EventError::Method)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.headers.unwrap_or_default() {
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| EventError::HeaderName)?;
+            let value =
+                HeaderValue::from_str(&value).map_err(|_| EventError::HeaderValue(name.clone()))?;
+            headers.append(name, value);
+        }
+        let body = match self.body {
+            None => Body::Empty,
+            Some(body) if self.is_base64_encoded => Body::Binary(
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .map_err(EventError::BodyEncoding)?,
+            ),
+            Some(body) => Body::Text(body),
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+}
+
+/// The function-URL (payload format 2.0) response for `response`, as lambda_http builds it.
+pub fn function_url_response(response: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = response.into_parts();
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = parts.headers;
+    (out.is_base64_encoded, out.body) = match body {
+        Body::Empty => (false, None),
+        body @ Body::Text(_) => (false, Some(body)),
+        body @ Body::Binary(_) => (true, Some(body)),
+        _ => (false, None),
+    };
+    out
+}
+
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .expect("static parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function-URL event as Lambda delivers it, with `edit` applied.
+    fn event(edit: impl FnOnce(&mut serde_json::Value)) -> FunctionUrlRequest {
+        let mut event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "cookies": ["a=b"],
+            "headers": {"content-type": "application/json", "svix-id": "msg_1",
+                        "host": "fn.lambda-url.us-east-1.on.aws"},
+            "requestContext": {"http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9"}, "requestId": "r", "stage": "$default", "timeEpoch": 0},
+            "body": "eyJhIjoxfQ==", "isBase64Encoded": true
+        });
+        edit(&mut event);
+        serde_json::from_value(event).unwrap()
+    }
+
+    #[test]
+    fn a_function_url_event_becomes_the_request_it_describes() {
+        let request = event(|_| {}).into_request().unwrap();
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.headers()["svix-id"], "msg_1");
+        assert_eq!(request.headers().len(), 3);
+        assert_eq!(request.body().as_ref(), br#"{"a":1}"#);
+
+        let text = event(|e| {
+            e["body"] = json!("plain text");
+            e["isBase64Encoded"] = json!(false);
+        });
+        assert_eq!(text.into_request().unwrap().body().as_ref(), b"plain text");
+        let empty = event(|e| {
+            e.as_object_mut().unwrap().remove("body");
+        });
+        assert!(matches!(empty.into_request().unwrap().body(), Body::Empty));
+        // Any JSON object is an event: what it lacks, the request lacks.
+        let bare: FunctionUrlRequest = serde_json::from_str("{}").unwrap();
+        assert!(matches!(bare.into_request(), Err(EventError::Method)));
+    }
+
+    #[test]
+    fn flaws_that_lambda_http_panics_or_fails_on_are_rejections() {
+        let cases: Vec<(FunctionUrlRequest, StatusCode, &str)> = vec![
+            (
+                event(|e| e["body"] = json!("not base64!")),
+                StatusCode::BAD_REQUEST,
+                "invalid_body_encoding",
+            ),
+            (
+                event(|e| e["body"] = json!("eyJhIjoxfQ")), // unpadded
+                StatusCode::BAD_REQUEST,
+                "invalid_body_encoding",
+            ),
+            (
+                event(|e| e["headers"]["svix-id"] = json!("msg_1\u{1}")),
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+            ),
+            (
+                event(|e| e["headers"]["bad name"] = json!("x")),
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+            ),
+            (
+                event(|e| e["requestContext"]["http"]["method"] = json!("PO ST")),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            ),
+        ];
+        for (event, status, code) in cases {
+            let rejection = Rejection::from(event.into_request().unwrap_err());
+            assert_eq!(
+                (rejection.status(), rejection.code()),
+                (status, code),
+                "{rejection}"
+            );
+        }
+        // The message names the header, never its value.
+        let err = event(|e| e["headers"]["svix-id"] = json!("secret\u{1}"))
+            .into_request()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "header svix-id has a value that HTTP does not allow"
+        );
+    }
+
+    /// Why the conversion above exists: lambda_http's own panics on these events, where ours
+    /// answers (a refusal for the body; the URI parts it does not read at all). If this starts
+    /// failing, lambda_http has changed and its conversion may be worth using again.
+    #[test]
+    fn lambda_http_panics_where_ours_does_not() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 4] = [
+            ("a body that is not base64", |e| {
+                e["body"] = json!("not base64!")
+            }),
+            ("a query string that is not a URI", |e| {
+                e["rawQueryString"] = json!("a b")
+            }),
+            ("a host that is not a host name", |e| {
+                e["headers"]["host"] = json!("fn lambda url")
+            }),
+            ("an x-forwarded-proto that is not a scheme", |e| {
+                e["headers"]["x-forwarded-proto"] = json!("ht tp")
+            }),
+        ];
+        for (name, edit) in cases {
+            let mut raw = json!({
+                "version": "2.0", "rawPath": "/", "rawQueryString": "",
+                "headers": {"host": "fn.lambda-url.us-east-1.on.aws"},
+                "requestContext": {"http": {"method": "POST"}, "stage": "$default"},
+                "body": "eyJhIjoxfQ==", "isBase64Encoded": true
+            });
+            edit(&mut raw);
+            let theirs: lambda_http::request::LambdaRequest =
+                serde_json::from_value(raw.clone()).unwrap();
+            let converted =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Request::from(theirs)));
+            assert!(converted.is_err(), "{name}: lambda_http no longer panics");
+            let ours: FunctionUrlRequest = serde_json::from_value(raw).unwrap();
+            let ours = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ours.into_request().is_ok()
+            }));
+            assert_eq!(
+                ours.ok(),
+                Some(name != "a body that is not base64"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_response_is_a_function_url_response() {
+        let mut response = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "x"}));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        let out = serde_json::to_value(function_url_response(response)).unwrap();
+        assert_eq!(out["statusCode"], json!(405));
+        assert_eq!(out["headers"]["allow"], json!("POST"));
+        assert_eq!(out["headers"]["content-type"], json!("application/json"));
+        assert_eq!(out["body"], json!(r#"{"error":"x"}"#));
+        assert_eq!(out["isBase64Encoded"], json!(false));
+        let empty = function_url_response(Response::new(Body::Empty));
+        assert_eq!((empty.body, empty.status_code), (None, 200));
+    }
 }

@@ -1,9 +1,9 @@
 use std::convert::Infallible;
 
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::Handler;
+use clerk_webhooks::handler::{FunctionUrlRequest, Handler};
 use clerk_webhooks::store;
-use lambda_http::{service_fn, Error};
+use lambda_http::lambda_runtime::{self, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,8 +15,12 @@ async fn main() -> Result<(), Error> {
     let handler = Handler::new(config, store::client_from_env().await);
     handler.warm_up().await;
     let handler = &handler;
-    lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Infallible>(handler.handle(request).await)
-    }))
+    // The runtime hands over the raw function-URL event: handler.rs turns it into a request
+    // itself, so a malformed event is answered instead of panicking in lambda_http.
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<FunctionUrlRequest>| async move {
+            Ok::<_, Infallible>(handler.invoke(event.payload).await)
+        },
+    ))
     .await
 }

@@ -45,7 +45,11 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         root.join(".tools/venv/bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let log_path = std::env::temp_dir().join(format!("clerk-webhooks-e2e-{port}.log"));
+    // Under scripts/test.sh the function's whole output joins the log audit.
+    let log_path = match common::logs::audit_dir() {
+        Some(dir) => dir.join(format!("e2e-cargo-lambda-watch-{port}.log")),
+        None => std::env::temp_dir().join(format!("clerk-webhooks-e2e-{port}.log")),
+    };
     let log = std::fs::File::create(&log_path).unwrap();
     let watch = Command::new("cargo")
         .args([
@@ -67,6 +71,8 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        // The most verbose setting: other crates must still stop at INFO (see logging.rs).
+        .env("AWS_LAMBDA_LOG_LEVEL", "TRACE")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .process_group(0)

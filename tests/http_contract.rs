@@ -237,23 +237,14 @@ async fn the_webhook_header_names_are_accepted_too() {
 async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
     let (h, client, table) = setup().await;
     let body = user_body();
-    let id = msg_id();
-    let ts = now_secs();
-    // What a function URL hands over with isBase64Encoded: lambda_http decodes it for us.
-    let event = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
-        "headers": {"content-type": "application/json", "svix-id": id, "svix-timestamp": ts.to_string(),
-                    "svix-signature": SigningSecret::parse(SECRET).unwrap().sign(&id, ts, &body)},
-        "requestContext": {"accountId": "anonymous", "apiId": "fn", "domainName": "fn.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "fn", "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
-            "sourceIp": "203.0.113.9", "userAgent": "Svix-Webhooks/1.0"}, "requestId": "r", "routeKey": "$default",
-            "stage": "$default", "time": "26/Nov/2026:20:00:00 +0000", "timeEpoch": 0},
-        "body": base64::engine::general_purpose::STANDARD.encode(&body),
-        "isBase64Encoded": true
-    });
-    let lambda_request: lambda_http::request::LambdaRequest =
-        serde_json::from_value(event).unwrap();
-    let reply = send(&h, Request::from(lambda_request)).await;
+    // What a function URL hands over with isBase64Encoded, through the conversion main runs.
+    let event = function_url_event(
+        "POST",
+        &signed_headers(&body, &msg_id()),
+        Some(base64::engine::general_purpose::STANDARD.encode(&body)),
+        true,
+    );
+    let reply = send_event(&h, &event).await;
     assert_eq!(
         (reply.status, reply.body["status"].clone()),
         (StatusCode::OK, json!("applied")),
@@ -263,6 +254,30 @@ async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
     assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE")
         .await
         .is_some());
+}
+
+/// Regression: lambda_http's conversion panicked on this event (a function error, 502, the
+/// Errors alarm, and no line of ours). Now it is a 400 like any bad request, and nothing is
+/// written.
+#[tokio::test]
+async fn a_body_marked_base64_that_is_not_base64_is_400_and_writes_nothing() {
+    let (h, client, table) = setup().await;
+    let body = user_body();
+    let headers = signed_headers(&body, &msg_id());
+    let text = String::from_utf8(body).unwrap();
+    let event = function_url_event("POST", &headers, Some(text.clone()), true);
+    let reply = send_event(&h, &event).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["error"], json!("invalid_body_encoding"));
+    assert!(reply.body["message"].as_str().unwrap().contains("base64"));
+    assert_eq!(
+        reply.response.headers()[header::CONTENT_TYPE],
+        "application/json"
+    );
+    assert!(scan(&client, &table).await.is_empty());
+    // The same text, not marked base64, is the body that was signed: applied.
+    let reply = send_event(&h, &function_url_event("POST", &headers, Some(text), false)).await;
+    assert_eq!(reply.body["status"], json!("applied"), "{}", reply.body);
 }
 
 #[tokio::test]

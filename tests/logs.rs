@@ -3,45 +3,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use common::logs::Capture;
 use common::*;
 use lambda_http::http::Request as HttpRequest;
 use lambda_http::Body;
 use serde_json::{json, Value};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 
 #[tokio::test]
 async fn one_json_line_per_request_without_personal_data_or_secrets() {
-    let capture = Capture::default();
-    let writer = capture.clone();
     // The production filter at its most verbose setting.
-    use tracing_subscriber::layer::SubscriberExt;
-    let subscriber = tracing_subscriber::registry()
-        .with(clerk_webhooks::logging::filter(
-            tracing_subscriber::filter::LevelFilter::TRACE,
-        ))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(move || writer.clone()),
-        );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::install();
 
     let (h, _client, _table) = setup().await;
     let body = envelope(
@@ -86,16 +59,8 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
         send(&h, request).await;
     }
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|l: &Value| {
-            l["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("webhook "))
-        })
-        .collect();
+    let text = capture.text();
+    let lines = capture.request_lines();
     assert_eq!(lines.len(), total, "one line per request:\n{text}");
     let outcomes: Vec<&str> = lines
         .iter()
@@ -139,5 +104,42 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
                 &line[..line.len().min(600)]
             );
         }
+    }
+}
+
+/// Regression: a function-URL event whose body is marked base64 but is not used to panic
+/// inside lambda_http, with no line of ours. Now: one refused line, and none of the body.
+#[tokio::test]
+async fn a_body_that_is_not_base64_gives_one_refused_line() {
+    let (capture, _guard) = Capture::install();
+    let (h, _client, _table) = setup().await;
+    let body = envelope(
+        "user.created",
+        1_716_883_200_005,
+        user(USER, 1_716_883_200_000, "Lovelace"),
+    );
+    let headers = signed_headers(&body, &msg_id());
+    let text = String::from_utf8(body).unwrap();
+    let reply = send_event(&h, &function_url_event("POST", &headers, Some(text), true)).await;
+    assert_eq!(reply.status.as_u16(), 400);
+
+    let lines = capture.request_lines();
+    assert_eq!(lines.len(), 1, "{}", capture.text());
+    let fields = &lines[0]["fields"];
+    assert_eq!(fields["message"], json!("webhook refused"));
+    assert_eq!(fields["error"], json!("invalid_body_encoding"));
+    assert_eq!(fields["status"], json!(400));
+    assert_eq!(
+        fields["svix_id"],
+        json!("-"),
+        "an unverified id is not logged"
+    );
+    let text = capture.text();
+    for forbidden in [
+        "Lovelace",
+        "example.org",
+        "user_2NNEqL2nrIRdJ194ndJqAHwEfxC",
+    ] {
+        assert!(!text.contains(forbidden), "logged {forbidden:?}: {text}");
     }
 }

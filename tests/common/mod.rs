@@ -7,6 +7,7 @@
 
 pub mod emf;
 pub mod fault_proxy;
+pub mod logs;
 pub mod rng;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::Handler;
+use clerk_webhooks::handler::{FunctionUrlRequest, Handler};
 use clerk_webhooks::store;
 use clerk_webhooks::verify::SigningSecret;
 use lambda_http::http::StatusCode;
@@ -34,6 +35,7 @@ pub fn endpoint() -> String {
 
 /// A client for `endpoint` with our production timeouts and retries.
 pub fn client_for(endpoint: &str) -> Client {
+    logs::init();
     let config = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -76,6 +78,7 @@ pub fn config(table: &str) -> Config {
 }
 
 pub fn handler_for(client: Client, table: &str) -> Handler {
+    logs::init();
     Handler::new(Ok(config(table)), client)
 }
 
@@ -126,13 +129,66 @@ pub struct Reply {
 }
 
 pub async fn send(handler: &Handler, request: Request) -> Reply {
-    let response = handler.handle(request).await;
+    logs::init();
+    reply(handler.handle(request).await)
+}
+
+fn reply(response: Response<Body>) -> Reply {
     let body = serde_json::from_slice(response.body().as_ref()).expect("every answer is JSON");
     Reply {
         status: response.status(),
         body,
         response,
     }
+}
+
+/// A function-URL (payload format 2.0) event, as Lambda hands it to the runtime.
+pub fn function_url_event(
+    method: &str,
+    headers: &[(&str, String)],
+    body: Option<String>,
+    is_base64_encoded: bool,
+) -> Value {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect();
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"accountId": "anonymous", "apiId": "fn", "domainName": "fn.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "fn", "http": {"method": method, "path": "/", "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.9", "userAgent": "Svix-Webhooks/1.0"}, "requestId": "r", "routeKey": "$default",
+            "stage": "$default", "time": "26/Nov/2026:20:00:00 +0000", "timeEpoch": 0},
+        "body": body,
+        "isBase64Encoded": is_base64_encoded
+    })
+}
+
+/// The signature headers of `body` under `svix_id`, signed now with [`SECRET`].
+pub fn signed_headers(body: &[u8], svix_id: &str) -> Vec<(&'static str, String)> {
+    let ts = now_secs();
+    vec![
+        ("content-type", "application/json".to_owned()),
+        ("svix-id", svix_id.to_owned()),
+        ("svix-timestamp", ts.to_string()),
+        (
+            "svix-signature",
+            SigningSecret::parse(SECRET)
+                .unwrap()
+                .sign(svix_id, ts, body),
+        ),
+    ]
+}
+
+/// Sends a raw function-URL event the way the runtime does: JSON bytes deserialised into
+/// [`FunctionUrlRequest`], then [`Handler::handle_event`], the path `main` runs.
+pub async fn send_event(handler: &Handler, event: &Value) -> Reply {
+    logs::init();
+    let bytes = serde_json::to_vec(event).unwrap();
+    let event: FunctionUrlRequest =
+        serde_json::from_slice(&bytes).expect("any JSON object is a FunctionUrlRequest");
+    reply(handler.handle_event(event).await)
 }
 
 /// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
