@@ -50,6 +50,16 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         Some(dir) => dir.join(format!("e2e-cargo-lambda-watch-{port}.log")),
         None => std::env::temp_dir().join(format!("clerk-webhooks-e2e-{port}.log")),
     };
+    // cargo lambda builds the function on the first request with `cargo run --bin`, whose
+    // features differ from `cargo test`'s (no dev-dependencies), so on a fresh clone that is
+    // a second full build. Doing it here first keeps it out of the request, which Node's fetch
+    // would abandon after 300 s on a busy machine.
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--bin", "clerk-webhooks"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "cargo build --bin clerk-webhooks failed");
     let log = std::fs::File::create(&log_path).unwrap();
     let watch = Command::new("cargo")
         .args([
