@@ -55,6 +55,8 @@ WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]{8,}={0,2})")
 NAME_FIELD = re.compile(r'"(?:first_name|last_name)":\s*"([^"]+)"')
 # tests/common's user(id, updated_at, last_name) payload helper
 USER_CALL = re.compile(r'\buser\(\s*[^(),]+,\s*[^(),]+,\s*"([^"]+)"\s*\)')
+# The chaos history's name lists: const FIRST_NAMES: &[&str] = &["Ada", ...];
+NAME_LIST = re.compile(r"(?:FIRST|LAST)_NAMES: &\[&str\] = &\[([^\]]*)\]")
 # Test binaries that send requests through the handler, so must have logged.
 DRIVES_HANDLER = re.compile(r"\bsetup\(\)|\bhandler_for\(|\bHandler::new\(")
 
@@ -99,6 +101,8 @@ class Rules:
             text = path.read_text(encoding="utf-8")
             names.update(NAME_FIELD.findall(text))
             names.update(USER_CALL.findall(text))
+            for listed in NAME_LIST.findall(text):
+                names.update(re.findall(r'"([^"]+)"', listed))
         self.names = sorted(n for n in names if len(n) >= 3)
         self.name_re = re.compile(r"\b(%s)\b" % "|".join(map(re.escape, self.names)))
         # Event types travel in log lines by design (the `type` field, and refusal reasons
