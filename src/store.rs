@@ -513,15 +513,13 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
     Cancellation::Other(codes.join(","))
 }
 
-/// Exponential back-off with jitter, without a random-number crate: `RandomState` is seeded
-/// randomly per instance.
+/// Conflicts and unprocessed deletes: `base_ms` doubling per attempt, at most 64 times it.
 fn backoff(attempt: u32, base_ms: u64) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let jitter = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let ceiling = base_ms << attempt.min(6);
-    Duration::from_millis(ceiling / 2 + jitter % (ceiling / 2 + 1))
+    crate::backoff::jittered(
+        attempt,
+        Duration::from_millis(base_ms),
+        Duration::from_millis(base_ms << 6),
+    )
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
