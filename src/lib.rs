@@ -4,6 +4,7 @@
 //! wired together by [`handler`]. Nothing before `store` does I/O.
 
 pub mod backoff;
+pub mod clerk_api;
 pub mod config;
 pub mod event;
 pub mod handler;
