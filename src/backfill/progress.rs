@@ -227,7 +227,7 @@ fn log_line(s: &Snapshot, message: &str) {
 
 const BAR_WIDTH: u64 = 20;
 
-/// `users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · page 3 · 550/s`
+/// `users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · 3 pages · 550/s`
 pub fn bar(s: &Snapshot) -> String {
     let done = s.before + s.seen;
     let mut out = format!("{:<13} ", s.kind.as_str());
@@ -263,7 +263,7 @@ pub fn bar(s: &Snapshot) -> String {
         }
     }
     out.push_str(&format!(
-        " · page {} · {}/s",
+        " · {} pages · {}/s",
         thousands(s.pages),
         thousands(s.per_second().round() as u64)
     ));
@@ -308,7 +308,7 @@ mod tests {
     fn the_bar_shows_position_counts_and_rate() {
         assert_eq!(
             bar(&snapshot()),
-            "users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · page 3 · 550/s"
+            "users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · 3 pages · 550/s"
         );
         let s = Snapshot {
             total: None,
@@ -320,7 +320,7 @@ mod tests {
         };
         assert_eq!(
             bar(&s),
-            "memberships   2,100 seen · 1,098 to write · 2 stale · 2 rate-limited · 1 retries · page 3 · 550/s"
+            "memberships   2,100 seen · 1,098 to write · 2 stale · 2 rate-limited · 1 retries · 3 pages · 550/s"
         );
     }
 
