@@ -342,13 +342,15 @@ impl ClerkApi {
                         });
                     }
                     self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    let retry_after = wait.is_some();
                     let wait = wait.unwrap_or_else(|| {
                         backoff::jittered(waits, policy.backoff_base, policy.backoff_cap)
                     });
                     tracing::info!(
                         path,
                         wait_ms = wait.as_millis() as u64,
-                        "rate-limited by Clerk (429); waiting as Retry-After says"
+                        retry_after,
+                        "rate-limited by Clerk (429); waiting, then asking again"
                     );
                     tokio::time::sleep(wait).await;
                 }

@@ -19,11 +19,11 @@ use common::fake_clerk::{
 use common::*;
 use serde_json::{json, Value};
 
-/// Short timeouts and back-off, so failures cost milliseconds; 2 s is far above a loopback
-/// answer even on a busy machine, so nothing times out unless a test makes it.
+/// Short back-off, so failures cost milliseconds; 5 s is far above a loopback answer even on
+/// a busy machine, so nothing times out unless a test makes it.
 fn policy() -> RetryPolicy {
     RetryPolicy {
-        request_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         max_attempts: 4,
         backoff_base: Duration::from_millis(10),
@@ -448,7 +448,7 @@ async fn server_errors_and_slow_pages_are_retried_with_back_off() {
     let client = local_client();
     let table = fresh_table(&client).await;
     fake.inject(ORGANIZATIONS, 1, Reply::Status(503), 2);
-    fake.inject(USERS, 2, Reply::Slow(Duration::from_secs(3)), 1);
+    fake.inject(USERS, 2, Reply::Slow(Duration::from_secs(6)), 1);
     fake.inject(MEMBERSHIPS, 2, Reply::Status(502), 1);
     let summary = backfill(
         &fake,
@@ -456,7 +456,7 @@ async fn server_errors_and_slow_pages_are_retried_with_back_off() {
         &table,
         Options {
             retry: RetryPolicy {
-                request_timeout: Duration::from_millis(1_000),
+                request_timeout: Duration::from_millis(2_000),
                 ..policy()
             },
             ..options(&ALL)

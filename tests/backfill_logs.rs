@@ -112,7 +112,7 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
         "backfill progress",
         "backfill finished a kind",
         "backfill finished",
-        "rate-limited by Clerk (429); waiting as Retry-After says",
+        "rate-limited by Clerk (429); waiting, then asking again",
         "Clerk API request failed; retrying",
         "skipped an object the webhook path would refuse",
         "backfill failed",
