@@ -187,4 +187,6 @@ async fn invoked_by_hand_it_stops_before_its_deadline_and_resumes_on_the_next_in
         "the key is never logged"
     );
     assert!(!log.to_lowercase().contains("example.org"), "{log}");
+    // Kept only when an assertion fails, to read.
+    let _ = std::fs::remove_file(&log_path);
 }
