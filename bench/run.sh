@@ -27,3 +27,8 @@ echo "== 4. cold start, peak RSS: the release binary (x86_64, to run here) and t
 cargo lambda build --release --bin clerk-webhooks
 python3 bench/cold_start.py --binary target/lambda/clerk-webhooks/bootstrap --runs 10 --events 1000
 python3 bench/cold_start.py --command "node bench/peers/node/bootstrap.js" --runs 10 --events 1000
+echo "== 5. the backfill: 10,500 objects from the fake Clerk API into DynamoDB Local"
+for concurrency in 1 8 16 32; do
+  echo "-- --concurrency $concurrency"
+  BACKFILL_BENCH_INNER=1 bench/backfill.sh --concurrency "$concurrency" 2>/dev/null | tail -n 1
+done

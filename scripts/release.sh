@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The Lambda's release build with cargo-lambda, zipped as Lambda wants it, for arm64 (what
-# template.yaml deploys) when the aarch64 target can be installed, else for x86_64.
+# The Lambdas' release builds with cargo-lambda, zipped as Lambda wants them, for arm64 (what
+# template.yaml deploys) when the aarch64 target can be installed, else for x86_64: the webhook
+# function and the optional backfill function (template.yaml's DeployBackfill), one
+# target/lambda/<binary>/bootstrap.zip each.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,5 +15,6 @@ else
   arch=()
   echo "The aarch64 target could not be installed here (rustup's server is unreachable): building for x86_64 instead"
 fi
-cargo lambda build --release "${arch[@]}" --bin clerk-webhooks --output-format zip
-ls -l target/lambda/clerk-webhooks/
+cargo lambda build --release "${arch[@]}" --bin clerk-webhooks --bin clerk-webhooks-backfill \
+  --output-format zip
+ls -l target/lambda/clerk-webhooks/ target/lambda/clerk-webhooks-backfill/

@@ -353,6 +353,26 @@ impl Event {
             data: envelope.data,
         })
     }
+
+    /// The event a `event_type` webhook carrying `data` at `timestamp_ms` would be, routed and
+    /// checked exactly as a delivered one. For objects read from Clerk's Backend API, which
+    /// have the shape of the matching webhook's `data`.
+    pub fn from_data(
+        event_type: &str,
+        timestamp_ms: i64,
+        data: Value,
+    ) -> Result<Self, DecodeError> {
+        if !data.is_object() {
+            return Err(invalid(event_type, "not a JSON object"));
+        }
+        let payload = route(event_type, &data)?;
+        Ok(Self {
+            event_type: event_type.to_owned(),
+            timestamp_ms: normalize_millis(timestamp_ms),
+            payload,
+            data,
+        })
+    }
 }
 
 /// The part of an event type before the dot (`user`, `organizationMembership`, …): a
@@ -606,6 +626,24 @@ mod tests {
         };
         assert_eq!(user.primary_email(), Some("Example@Example.org"));
         assert_eq!(user.updated_at, Some(1654012591835));
+    }
+
+    #[test]
+    fn from_data_routes_and_checks_like_a_delivered_event() {
+        let event = Event::from_data("user.created", 1654012591835, user_data()).unwrap();
+        assert_eq!(
+            event,
+            Event::decode(&envelope("user.created", user_data()))
+                .map(|e| Event {
+                    timestamp_ms: 1654012591835,
+                    ..e
+                })
+                .unwrap()
+        );
+        let err = Event::from_data("user.created", 1, json!({"id": "usr_1"})).unwrap_err();
+        assert!(matches!(err, DecodeError::InvalidPayload { .. }));
+        let err = Event::from_data("user.created", 1, json!([1])).unwrap_err();
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
     }
 
     #[test]

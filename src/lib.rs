@@ -3,6 +3,9 @@
 //! Data flows one way: bytes -> [`verify`] -> [`event`] -> [`plan`] -> [`store`] -> response,
 //! wired together by [`handler`]. Nothing before `store` does I/O.
 
+pub mod backfill;
+pub mod backoff;
+pub mod clerk_api;
 pub mod config;
 pub mod event;
 pub mod handler;

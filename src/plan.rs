@@ -127,18 +127,49 @@ pub enum Cascade {
 /// Everything one event needs: one transaction, then maybe a cascade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// `writes[0]` is always the [`Write::RecordEvent`]; `writes[1]`, when present, the
-    /// entity write.
+    /// For a webhook, `writes[0]` is the [`Write::RecordEvent`] and `writes[1]`, when present,
+    /// the entity write. A backfill plan has no event record: `writes[0]` is the entity write.
     pub writes: Vec<Write>,
     pub cascade: Option<Cascade>,
+}
+
+/// Who writes an item. Live entity items carry it as `source` (`webhook` or `backfill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// A verified delivery: the plan starts with its event record, and items carry
+    /// `last_svix_id`.
+    Webhook { svix_id: &'a str },
+    /// An object copied from Clerk's Backend API by `clerk-webhooks-backfill`: there is no
+    /// svix-id, so no event record; the version rules are the webhook's.
+    Backfill,
+}
+
+impl Source<'_> {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Backfill => "backfill",
+        }
+    }
 }
 
 /// The writes `event` needs, or `None` for a type we do not sync (nothing is written, not
 /// even the event record, so a later version that handles the type can still apply a replay).
 pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> Option<Plan> {
+    plan_for(event, Source::Webhook { svix_id }, settings, now_ms)
+}
+
+/// [`plan`] for an object the backfill read from the Backend API, presented as the
+/// `*.created` event that would carry it: the same entity write under the same guard and
+/// parent checks, without an event record.
+pub fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
+    plan_for(event, Source::Backfill, settings, now_ms)
+}
+
+fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> Option<Plan> {
     let ctx = Context {
         event,
-        svix_id,
+        source,
         settings,
         now_ms,
     };
@@ -223,7 +254,9 @@ pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> O
         ),
     };
     let mut all = Vec::with_capacity(1 + writes.len());
-    all.push(Write::RecordEvent(ctx.event_record()));
+    if let Source::Webhook { svix_id } = source {
+        all.push(Write::RecordEvent(ctx.event_record(svix_id)));
+    }
     all.extend(writes);
     Some(Plan {
         writes: all,
@@ -253,18 +286,26 @@ fn ttl_from_millis(ms: i64) -> i64 {
 
 struct Context<'a> {
     event: &'a Event,
-    svix_id: &'a str,
+    source: Source<'a>,
     settings: &'a Settings,
     now_ms: i64,
 }
 
 impl Context<'_> {
+    /// `source` on every live item; `last_svix_id` on what a webhook wrote.
+    fn mark_source(&self, item: &mut Item) {
+        insert(item, "source", self.source.as_str());
+        if let Source::Webhook { svix_id } = self.source {
+            insert(item, "last_svix_id", svix_id);
+        }
+    }
+
     fn expires_after(&self, ttl_secs: i64) -> i64 {
         self.now_ms.div_euclid(1000) + ttl_secs
     }
 
-    fn event_record(&self) -> Item {
-        let mut item = Key::event(self.svix_id).item();
+    fn event_record(&self, svix_id: &str) -> Item {
+        let mut item = Key::event(svix_id).item();
         insert(&mut item, "entity", "event");
         insert(&mut item, "type", self.event.event_type.as_str());
         insert(&mut item, "event_timestamp", self.event.timestamp_ms);
@@ -289,7 +330,7 @@ impl Context<'_> {
         let mut item = key.item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", id);
-        insert(&mut item, "last_svix_id", self.svix_id);
+        self.mark_source(&mut item);
         copy_fields(&mut item, data, fields);
         insert(&mut item, "data", data.clone());
         item
@@ -596,7 +637,7 @@ impl Context<'_> {
         let mut item = Key::profile("MESSAGE", &m.id).item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", m.id.as_str());
-        insert(&mut item, "last_svix_id", self.svix_id);
+        self.mark_source(&mut item);
         insert_opt(&mut item, "user_id", &m.user_id);
         insert_opt(&mut item, "slug", &m.slug);
         insert_opt(&mut item, "status", &m.status);
@@ -643,7 +684,9 @@ impl Context<'_> {
             "expires_at",
             self.expires_after(self.settings.tombstone_secs),
         );
-        insert(&mut item, "last_svix_id", self.svix_id);
+        if let Source::Webhook { svix_id } = self.source {
+            insert(&mut item, "last_svix_id", svix_id);
+        }
         for (name, value) in ids {
             insert(&mut item, name, *value);
         }
@@ -758,6 +801,49 @@ mod tests {
         assert_eq!(item["data"]["first_name"], json!("Jane"));
         assert_eq!(item["last_svix_id"], json!(SVIX));
         assert!(!item.contains_key("username"), "null fields are left out");
+    }
+
+    #[test]
+    fn a_backfill_plan_is_the_webhook_plan_without_the_event_record() {
+        let cases = [
+            ("user.created", user_event().data),
+            (
+                "organization.created",
+                json!({"id": "org_1", "name": "Acme", "slug": "acme", "updated_at": 1_716_883_200_000_i64}),
+            ),
+            ("organizationMembership.created", membership_data()),
+        ];
+        for (event_type, data) in cases {
+            let e = event(event_type, 1_716_883_200_500, data);
+            let webhook = plan_of(&e);
+            let backfill = plan_backfill(&e, &Settings::default(), NOW).unwrap();
+            assert_eq!(backfill.cascade, None);
+            assert_eq!(
+                backfill.writes.len() + 1,
+                webhook.writes.len(),
+                "{event_type}: no event record"
+            );
+            assert!(!backfill
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::RecordEvent(_))));
+            // The same parent checks, in the same order.
+            assert_eq!(backfill.writes[1..], webhook.writes[2..], "{event_type}");
+            let (ours, version, guard) = put(&backfill.writes[0]);
+            let (theirs, v, g) = put(&webhook.writes[1]);
+            assert_eq!(
+                (version, guard),
+                (v, g),
+                "{event_type}: same version and guard"
+            );
+            assert_eq!(ours["source"], json!("backfill"));
+            assert_eq!(theirs["source"], json!("webhook"));
+            assert!(!ours.contains_key("last_svix_id"));
+            let mut same = theirs.clone();
+            same.remove("last_svix_id");
+            same.insert("source".into(), json!("backfill"));
+            assert_eq!(ours, &same, "{event_type}: otherwise the same item");
+        }
     }
 
     #[test]

@@ -218,6 +218,37 @@ impl Store {
         Ok(())
     }
 
+    /// Reads one item (strongly consistent), as JSON. For the backfill's checkpoint.
+    pub async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::call("GetItem", &e))?;
+        out.item
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Item(e.to_string())))
+            .transpose()
+    }
+
+    /// Writes one item unconditionally. For the backfill's checkpoint, which only the backfill
+    /// writes; never for entity items, which go through [`Store::apply`] and its guards.
+    pub async fn put_item(&self, item: &Item) -> Result<(), StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::call("PutItem", &e))?;
+        Ok(())
+    }
+
     /// Runs the transaction, then the cascade when the parent's tombstone is in place
     /// (freshly written, written by an earlier delivery of this message, or found newer).
     pub async fn apply(&self, plan: &Plan) -> Result<Outcome, StoreError> {
@@ -491,11 +522,19 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
             .and_then(|r| r.item())
             .is_some_and(|item| matches!(item.get("deleted"), Some(AttributeValue::Bool(true))))
     };
-    if code(0) == "ConditionalCheckFailed" {
+    // A webhook's plan starts with its event record; a backfill plan has none.
+    let record = writes
+        .iter()
+        .position(|w| matches!(w, Write::RecordEvent(_)));
+    if record.is_some_and(|i| code(i) == "ConditionalCheckFailed") {
         return Cancellation::Outcome(Outcome::Duplicate, false);
     }
-    let failed: Vec<usize> = (1..reasons.len())
-        .filter(|&i| code(i) == "ConditionalCheckFailed")
+    let entity = writes
+        .iter()
+        .position(|w| matches!(w, Write::Put { .. }))
+        .unwrap_or(1);
+    let failed: Vec<usize> = (0..reasons.len())
+        .filter(|&i| Some(i) != record && code(i) == "ConditionalCheckFailed")
         .collect();
     if !failed.is_empty() {
         let refreshes_only = failed
@@ -504,7 +543,7 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
         if refreshes_only {
             return Cancellation::RefreshNotNewer(failed);
         }
-        return Cancellation::Outcome(Outcome::Stale, is_tombstone(1));
+        return Cancellation::Outcome(Outcome::Stale, is_tombstone(entity));
     }
     if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
         return Cancellation::Conflict;
@@ -513,15 +552,13 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
     Cancellation::Other(codes.join(","))
 }
 
-/// Exponential back-off with jitter, without a random-number crate: `RandomState` is seeded
-/// randomly per instance.
+/// Conflicts and unprocessed deletes: `base_ms` doubling per attempt, at most 64 times it.
 fn backoff(attempt: u32, base_ms: u64) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let jitter = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let ceiling = base_ms << attempt.min(6);
-    Duration::from_millis(ceiling / 2 + jitter % (ceiling / 2 + 1))
+    crate::backoff::jittered(
+        attempt,
+        Duration::from_millis(base_ms),
+        Duration::from_millis(base_ms << 6),
+    )
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -593,6 +630,34 @@ mod tests {
             outcome(&[reason("None"), tomb]),
             Some((Outcome::Stale, true))
         );
+    }
+
+    #[test]
+    fn a_backfill_plan_has_no_record_so_its_failures_are_stale_never_duplicate() {
+        let plan = vec![
+            put(),
+            Write::RequireNotDeleted(Key::organization("org_1")),
+            Write::RequireNotDeleted(Key::user("user_1")),
+        ];
+        let tomb = CancellationReason::builder()
+            .code("ConditionalCheckFailed")
+            .item("deleted", AttributeValue::Bool(true))
+            .build();
+        assert!(matches!(
+            classify(&plan, &[tomb, reason("None"), reason("None")]),
+            Cancellation::Outcome(Outcome::Stale, true)
+        ));
+        assert!(matches!(
+            classify(
+                &plan,
+                &[
+                    reason("None"),
+                    reason("None"),
+                    reason("ConditionalCheckFailed")
+                ]
+            ),
+            Cancellation::Outcome(Outcome::Stale, false)
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod emf;
+pub mod fake_clerk;
 pub mod fault_proxy;
 pub mod logs;
 pub mod rng;

@@ -1,0 +1,571 @@
+//! `clerk-webhooks-backfill`: copies the users, organizations and memberships that existed
+//! before the webhook endpoint, from Clerk's Backend API, through the webhook path's planner
+//! and store.
+//!
+//! Why it is safe next to live webhooks: every object becomes the plan its `*.created`
+//! webhook would produce ([`objects::prepare`]), versioned by the object's own `updated_at`,
+//! and the store applies it under the same conditions. A copy older than what a webhook wrote
+//! is `stale`; a deleted user or organization stays a tombstone; a membership is refused if
+//! its organization or user is a tombstone; a later webhook overwrites a copy as it would any
+//! older version. Each write is one conditional transaction, so a race with a webhook is
+//! decided by DynamoDB, never by timing.
+//!
+//! The run, per kind: pages are read one after the other (each page's cursor comes from the
+//! one before; the next page is fetched while the current one is written), the objects of a
+//! page are written with bounded concurrency, then the checkpoint moves past the page.
+
+pub mod checkpoint;
+pub mod objects;
+pub mod options;
+pub mod progress;
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::clerk_api::{ApiError, ClerkApi, Page};
+use crate::config::Settings;
+use crate::plan::Plan;
+use crate::store::{Outcome, Store, StoreError};
+use checkpoint::Checkpoint;
+use options::Options;
+use progress::{per_second, thousands, Progress};
+
+/// What can be backfilled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Users,
+    Organizations,
+    Memberships,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Users, Kind::Organizations, Kind::Memberships];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Organizations => "organizations",
+            Self::Memberships => "memberships",
+        }
+    }
+
+    /// The webhook whose plan a copied object gets.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::Users => "user.created",
+            Self::Organizations => "organization.created",
+            Self::Memberships => "organizationMembership.created",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "users" | "user" => Some(Self::Users),
+            "organizations" | "organization" | "orgs" | "org" => Some(Self::Organizations),
+            "memberships" | "membership" | "organization_memberships" => Some(Self::Memberships),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("DynamoDB: {0}")]
+    Store(#[from] StoreError),
+    #[error("the {0} checkpoint is unreadable: {1}")]
+    Checkpoint(&'static str, String),
+    #[error("a {0} on the page has no id to continue after")]
+    NoCursor(&'static str),
+}
+
+/// One kind's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindSummary {
+    pub kind: Kind,
+    /// Where this run started: `the first user`, `after user_…`, `offset 1000`.
+    pub started_at: String,
+    pub seen: u64,
+    /// In a dry run: how many would be written.
+    pub written: u64,
+    /// The table already held this version or a newer one, or a tombstone.
+    pub stale: u64,
+    /// Objects the webhook path would refuse too (logged with their id and the reason).
+    pub skipped: u64,
+    pub pages: u64,
+    /// `429`s waited out (not failures).
+    pub rate_limited: u64,
+    /// Failed requests retried (5xx, timeouts, connection failures).
+    pub retries: u64,
+    pub seconds: f64,
+    /// Reached the end of the list (false when a Lambda deadline stopped it first).
+    pub complete: bool,
+}
+
+/// The whole run's result: printed by the command line, returned by the Lambda.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub kinds: Vec<KindSummary>,
+    pub seconds: f64,
+    pub written: u64,
+    pub written_per_second: f64,
+    /// Every kind reached the end of its list; otherwise run it again to continue.
+    pub complete: bool,
+}
+
+pub struct Backfill {
+    api: ClerkApi,
+    /// `None` only in a dry run without a table.
+    store: Option<Store>,
+    settings: Settings,
+    options: Options,
+    progress: Arc<Progress>,
+}
+
+impl Backfill {
+    pub fn new(api: ClerkApi, store: Option<Store>, options: Options) -> Self {
+        let progress = Arc::new(Progress::new(
+            options.display,
+            options.dry_run,
+            Arc::clone(api.stats()),
+        ));
+        Self {
+            api,
+            store,
+            settings: Settings::default(),
+            options,
+            progress,
+        }
+    }
+
+    pub async fn run(&self) -> Result<Summary, BackfillError> {
+        let started = Instant::now();
+        let _reporter = self.progress.spawn_reporter();
+        let mut kinds = Vec::new();
+        for &kind in &self.options.kinds {
+            let summary = self.run_kind(kind).await;
+            self.progress.finish();
+            let summary = summary?;
+            let complete = summary.complete;
+            kinds.push(summary);
+            if !complete {
+                break; // out of time: the next invocation resumes here
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let written = kinds.iter().map(|k| k.written).sum();
+        let summary = Summary {
+            dry_run: self.options.dry_run,
+            complete: kinds.len() == self.options.kinds.len() && kinds.iter().all(|k| k.complete),
+            written_per_second: per_second(written, started.elapsed()),
+            kinds,
+            seconds,
+            written,
+        };
+        tracing::info!(
+            written = summary.written,
+            seconds = summary.seconds,
+            written_per_second = summary.written_per_second.round() as u64,
+            complete = summary.complete,
+            dry_run = summary.dry_run,
+            "backfill finished"
+        );
+        Ok(summary)
+    }
+
+    async fn run_kind(&self, kind: Kind) -> Result<KindSummary, BackfillError> {
+        let started = Instant::now();
+        let mut checkpoint = self.load_checkpoint(kind).await?;
+        let started_at = checkpoint.position();
+        let total = match kind {
+            Kind::Users => Some(self.api.user_count().await?),
+            _ => None,
+        };
+        tracing::info!(
+            kind = kind.as_str(),
+            from = started_at.as_str(),
+            total,
+            "backfill started a kind"
+        );
+        self.progress.start(kind, total, checkpoint.seen);
+        let stats = self.api.stats();
+        let (rate_limited, retries) = (
+            stats.rate_limited.load(Ordering::Relaxed),
+            stats.retries.load(Ordering::Relaxed),
+        );
+        let mut counts = Counts::default();
+        let mut prefetch = JoinSet::new();
+        self.spawn_fetch(&mut prefetch, kind, &checkpoint);
+        let complete = loop {
+            let page = prefetch
+                .join_next()
+                .await
+                .expect("one fetch is always in flight here")
+                .expect("a page fetch does not panic")?;
+            let last = page.objects.len() < self.options.page_size as usize;
+            let mut next = checkpoint.clone();
+            advance(&mut next, &page)?;
+            let out_of_time = self.options.deadline.is_some_and(|deadline| {
+                deadline.saturating_duration_since(Instant::now()) < self.options.margin
+            });
+            // Read the next page while this one is written.
+            if !last && !out_of_time {
+                self.spawn_fetch(&mut prefetch, kind, &next);
+            }
+            if let Some(total) = page.total_count {
+                self.progress.set_total(total);
+            }
+            let page_counts = self.write_page(kind, page.objects).await?;
+            counts.add(&page_counts);
+            next.pages += 1;
+            next.seen += page_counts.seen;
+            next.written += page_counts.written;
+            next.stale += page_counts.stale;
+            next.skipped += page_counts.skipped;
+            next.complete = last;
+            self.progress.counters.pages.fetch_add(1, Ordering::Relaxed);
+            self.save_checkpoint(&next).await?;
+            checkpoint = next;
+            if last {
+                break true;
+            }
+            if out_of_time {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    next = checkpoint.position().as_str(),
+                    "stopping before the deadline; invoke again to continue"
+                );
+                break false;
+            }
+        };
+        Ok(KindSummary {
+            kind,
+            started_at,
+            seen: counts.seen,
+            written: counts.written,
+            stale: counts.stale,
+            skipped: counts.skipped,
+            pages: counts.pages,
+            rate_limited: stats.rate_limited.load(Ordering::Relaxed) - rate_limited,
+            retries: stats.retries.load(Ordering::Relaxed) - retries,
+            seconds: started.elapsed().as_secs_f64(),
+            complete,
+        })
+    }
+
+    async fn load_checkpoint(&self, kind: Kind) -> Result<Checkpoint, BackfillError> {
+        let store = match &self.store {
+            Some(store) if !self.options.restart && !self.options.dry_run => store,
+            // A dry run reads from the start and never touches the table.
+            _ => return Ok(Checkpoint::new(kind)),
+        };
+        match store.get(&Checkpoint::key(kind)).await? {
+            None => Ok(Checkpoint::new(kind)),
+            Some(item) => Checkpoint::from_item(kind, &item)
+                .map_err(|reason| BackfillError::Checkpoint(kind.as_str(), reason)),
+        }
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), BackfillError> {
+        if let (Some(store), false) = (&self.store, self.options.dry_run) {
+            store.put_item(&checkpoint.to_item(now_ms())).await?;
+        }
+        Ok(())
+    }
+
+    fn spawn_fetch(
+        &self,
+        tasks: &mut JoinSet<Result<Page, ApiError>>,
+        kind: Kind,
+        at: &Checkpoint,
+    ) {
+        let api = self.api.clone();
+        let limit = self.options.page_size;
+        let (cursor, offset) = (at.cursor.clone(), at.offset);
+        tasks.spawn(async move {
+            match kind {
+                Kind::Users => api.users(limit, cursor.as_deref()).await,
+                Kind::Organizations => api.organizations(limit, offset).await,
+                Kind::Memberships => api.memberships(limit, offset).await,
+            }
+        });
+    }
+
+    /// Plans every object and writes the plans, at most `concurrency` at a time. Returns once
+    /// all of them are durable, or with the first write that failed for good (the others are
+    /// cancelled; the checkpoint has not moved, so the next run writes the page again).
+    async fn write_page(&self, kind: Kind, objects: Vec<Value>) -> Result<Counts, BackfillError> {
+        let mut counts = Counts {
+            pages: 1,
+            ..Counts::default()
+        };
+        let counters = &self.progress.counters;
+        let now = now_ms();
+        let mut writes: JoinSet<Result<Outcome, StoreError>> = JoinSet::new();
+        for object in objects {
+            counts.seen += 1;
+            counters.seen.fetch_add(1, Ordering::Relaxed);
+            let plan = match objects::prepare(kind, object, &self.settings, now) {
+                Ok(plan) => plan,
+                Err(skip) => {
+                    counts.skipped += 1;
+                    counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        kind = kind.as_str(),
+                        id = skip.id.as_deref(),
+                        reason = skip.reason.as_str(),
+                        "skipped an object the webhook path would refuse"
+                    );
+                    continue;
+                }
+            };
+            let store = match (&self.store, self.options.dry_run) {
+                (Some(store), false) => store.clone(),
+                _ => {
+                    counts.written += 1;
+                    counters.written.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            while writes.len() >= self.options.concurrency {
+                self.tally(&mut writes, &mut counts).await?;
+            }
+            let backoff = self.options.write_backoff;
+            writes.spawn(async move { write(&store, &plan, backoff).await });
+        }
+        while !writes.is_empty() {
+            self.tally(&mut writes, &mut counts).await?;
+        }
+        Ok(counts)
+    }
+
+    async fn tally(
+        &self,
+        writes: &mut JoinSet<Result<Outcome, StoreError>>,
+        counts: &mut Counts,
+    ) -> Result<(), BackfillError> {
+        let Some(done) = writes.join_next().await else {
+            return Ok(());
+        };
+        let counters = &self.progress.counters;
+        match done.expect("a write does not panic")? {
+            Outcome::Applied => {
+                counts.written += 1;
+                counters.written.fetch_add(1, Ordering::Relaxed);
+            }
+            // Without an event record a backfill write is never a duplicate; count it as stale
+            // all the same should that change.
+            Outcome::Stale | Outcome::Duplicate => {
+                counts.stale += 1;
+                counters.stale.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many times a write is tried before the run stops (on top of the SDK's own 3
+/// attempts per call): a long backfill should ride out a throttling burst.
+const WRITE_ATTEMPTS: u32 = 5;
+
+async fn write(
+    store: &Store,
+    plan: &Plan,
+    base: std::time::Duration,
+) -> Result<Outcome, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match store.apply(plan).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(error) if attempt < WRITE_ATTEMPTS => {
+                let wait = crate::backoff::jittered(attempt, base, base * 64);
+                tracing::warn!(
+                    %error,
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "DynamoDB write failed; retrying"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Moves `checkpoint` past `page`.
+fn advance(checkpoint: &mut Checkpoint, page: &Page) -> Result<(), BackfillError> {
+    match checkpoint.kind {
+        Kind::Users => {
+            if let Some(last) = page.objects.last() {
+                let id = last
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or(BackfillError::NoCursor("user"))?;
+                checkpoint.cursor = Some(id.to_owned());
+            }
+        }
+        _ => checkpoint.offset += page.objects.len() as u64,
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    seen: u64,
+    written: u64,
+    stale: u64,
+    skipped: u64,
+    pages: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.seen += other.seen;
+        self.written += other.written;
+        self.stale += other.stale;
+        self.skipped += other.skipped;
+        self.pages += other.pages;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl fmt::Display for Summary {
+    /// The table the command line prints at the end.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let written = if self.dry_run { "to write" } else { "written" };
+        writeln!(
+            f,
+            "{:<14}{:>9}{:>10}{:>8}{:>9}{:>7}{:>7}{:>9}{:>9}  from",
+            "kind", "seen", written, "stale", "skipped", "pages", "429s", "retries", "seconds"
+        )?;
+        for k in &self.kinds {
+            writeln!(
+                f,
+                "{:<14}{:>9}{:>10}{:>8}{:>9}{:>7}{:>7}{:>9}{:>9.1}  {}{}",
+                k.kind.as_str(),
+                thousands(k.seen),
+                thousands(k.written),
+                thousands(k.stale),
+                thousands(k.skipped),
+                thousands(k.pages),
+                k.rate_limited,
+                k.retries,
+                k.seconds,
+                k.started_at,
+                if k.complete { "" } else { " (not finished)" }
+            )?;
+        }
+        let verb = if self.dry_run { "would write" } else { "wrote" };
+        write!(
+            f,
+            "{verb} {} objects in {:.1} s ({}/s){}",
+            thousands(self.written),
+            self.seconds,
+            thousands(self.written_per_second.round() as u64),
+            if self.complete {
+                ""
+            } else {
+                "; not finished: run again to continue from the checkpoint"
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinds_map_to_the_created_webhooks() {
+        assert_eq!(Kind::parse("Users"), Some(Kind::Users));
+        assert_eq!(Kind::parse("org"), Some(Kind::Organizations));
+        assert_eq!(Kind::parse("sessions"), None);
+        assert_eq!(
+            Kind::ALL.map(Kind::event_type),
+            [
+                "user.created",
+                "organization.created",
+                "organizationMembership.created"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_moves_past_a_page() {
+        let page = Page {
+            objects: vec![json!({"id": "user_1"}), json!({"id": "user_2"})],
+            total_count: None,
+        };
+        let mut users = Checkpoint::new(Kind::Users);
+        advance(&mut users, &page).unwrap();
+        assert_eq!(users.cursor.as_deref(), Some("user_2"));
+        let empty = Page {
+            objects: vec![],
+            total_count: Some(2),
+        };
+        advance(&mut users, &empty).unwrap();
+        assert_eq!(
+            users.cursor.as_deref(),
+            Some("user_2"),
+            "an empty page keeps it"
+        );
+        let mut orgs = Checkpoint {
+            offset: 10,
+            ..Checkpoint::new(Kind::Organizations)
+        };
+        advance(&mut orgs, &page).unwrap();
+        assert_eq!(orgs.offset, 12);
+        let bad = Page {
+            objects: vec![json!({"name": "x"})],
+            total_count: None,
+        };
+        assert!(advance(&mut Checkpoint::new(Kind::Users), &bad).is_err());
+    }
+
+    #[test]
+    fn the_summary_table() {
+        let summary = Summary {
+            dry_run: false,
+            kinds: vec![KindSummary {
+                kind: Kind::Users,
+                started_at: "the first user".into(),
+                seen: 1_200,
+                written: 1_199,
+                stale: 1,
+                skipped: 0,
+                pages: 3,
+                rate_limited: 1,
+                retries: 0,
+                seconds: 1.24,
+                complete: true,
+            }],
+            seconds: 1.5,
+            written: 1_199,
+            written_per_second: 799.3,
+            complete: true,
+        };
+        let text = summary.to_string();
+        assert!(text.contains("users             1,200     1,199       1        0      3      1        0      1.2  the first user"), "{text}");
+        assert!(
+            text.ends_with("wrote 1,199 objects in 1.5 s (799/s)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! What to copy and how: command-line flags, the Lambda invocation payload, and the
+//! environment. Pure; errors name the flag or variable, never a secret.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::progress::Display;
+use super::Kind;
+use crate::clerk_api::{
+    ApiBase, RetryPolicy, SecretKey, API_URL_VAR, MAX_PAGE_SIZE, SECRET_KEY_VAR,
+};
+use crate::config::{ConfigError, TABLE_VAR};
+
+pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const MAX_CONCURRENCY: usize = 64;
+
+pub const USAGE: &str = "\
+usage: clerk-webhooks-backfill [--only KINDS] [--page-size N] [--concurrency N] [--timeout SECS]
+                               [--dry-run] [--restart]
+
+Copies the users, organizations and memberships that already exist in Clerk into the table,
+through the same sync rules as the webhooks. Safe to run twice and while webhooks arrive.
+
+  --only KINDS       users, organizations, memberships, comma-separated (default: all three)
+  --page-size N      objects per Backend API request, 1 to 500 (default 500)
+  --concurrency N    DynamoDB writes in flight, 1 to 64 (default 8)
+  --timeout SECS     per Backend API request (default 30)
+  --dry-run          read and check every object, count, write nothing (TABLE_NAME optional)
+  --restart          ignore the saved checkpoints and start from the first object
+
+environment: CLERK_SECRET_KEY (required), CLERK_API_URL (default https://api.clerk.com),
+             TABLE_NAME, and the usual AWS variables (AWS_REGION, AWS_PROFILE, ...)";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// In this order (parents first, which keeps the table tidy while it fills; correctness
+    /// does not depend on it).
+    pub kinds: Vec<Kind>,
+    pub page_size: u32,
+    pub concurrency: usize,
+    pub dry_run: bool,
+    pub restart: bool,
+    pub retry: RetryPolicy,
+    /// In Lambda: no new page is started once this is less than [`Options::margin`] away.
+    pub deadline: Option<Instant>,
+    pub margin: Duration,
+    /// Back-off of DynamoDB writes that fail after the SDK's own retries.
+    pub write_backoff: Duration,
+    pub display: Display,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            kinds: Kind::ALL.to_vec(),
+            page_size: MAX_PAGE_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+            dry_run: false,
+            restart: false,
+            retry: RetryPolicy::default(),
+            deadline: None,
+            margin: Duration::from_secs(60),
+            write_backoff: Duration::from_millis(200),
+            display: Display::Off,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run(Options),
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("{flag} needs a value")]
+    MissingValue { flag: String },
+    #[error("{flag}: {reason}")]
+    Invalid { flag: String, reason: String },
+    #[error("unknown argument {0}")]
+    Unknown(String),
+}
+
+/// Parses the flags in [`USAGE`]; `--flag=value` works too.
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {
+    let mut options = Options::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| UsageError::MissingValue { flag: flag.clone() })
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--dry-run" => options.dry_run = true,
+            "--restart" => options.restart = true,
+            "--only" => options.kinds = kinds(&value()?).map_err(|r| invalid(&flag, r))?,
+            "--page-size" => {
+                options.page_size = page_size(&value()?).map_err(|r| invalid(&flag, r))?
+            }
+            "--concurrency" => {
+                options.concurrency = concurrency(&value()?).map_err(|r| invalid(&flag, r))?
+            }
+            "--timeout" => {
+                options.retry.request_timeout = timeout(&value()?).map_err(|r| invalid(&flag, r))?
+            }
+            _ => return Err(UsageError::Unknown(arg)),
+        }
+    }
+    Ok(Command::Run(options))
+}
+
+/// The payload of a manual Lambda invocation: the flags as JSON, every field optional.
+/// `{"only": ["users"], "page_size": 500, "concurrency": 8, "timeout_secs": 30,
+///   "dry_run": false, "restart": false}`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invocation {
+    pub only: Option<Vec<String>>,
+    pub page_size: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub restart: bool,
+}
+
+impl Invocation {
+    pub fn options(self) -> Result<Options, UsageError> {
+        let mut options = Options {
+            dry_run: self.dry_run,
+            restart: self.restart,
+            ..Options::default()
+        };
+        if let Some(only) = self.only {
+            options.kinds = kinds(&only.join(",")).map_err(|r| invalid("only", r))?;
+        }
+        if let Some(n) = self.page_size {
+            options.page_size = page_size(&n.to_string()).map_err(|r| invalid("page_size", r))?;
+        }
+        if let Some(n) = self.concurrency {
+            options.concurrency =
+                concurrency(&n.to_string()).map_err(|r| invalid("concurrency", r))?;
+        }
+        if let Some(n) = self.timeout_secs {
+            options.retry.request_timeout =
+                timeout(&n.to_string()).map_err(|r| invalid("timeout_secs", r))?;
+        }
+        Ok(options)
+    }
+}
+
+fn invalid(flag: &str, reason: String) -> UsageError {
+    UsageError::Invalid {
+        flag: flag.into(),
+        reason,
+    }
+}
+
+fn kinds(value: &str) -> Result<Vec<Kind>, String> {
+    let mut kinds = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = Kind::parse(name)
+            .ok_or_else(|| format!("{name} is not users, organizations or memberships"))?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err("name at least one kind".into());
+    }
+    // Always parents first, whatever order was given.
+    kinds.sort_by_key(|k| Kind::ALL.iter().position(|a| a == k));
+    Ok(kinds)
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, String> {
+    value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| *n >= min && *n <= max)
+        .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+fn page_size(value: &str) -> Result<u32, String> {
+    number(value, 1, MAX_PAGE_SIZE)
+}
+
+fn concurrency(value: &str) -> Result<usize, String> {
+    number(value, 1, MAX_CONCURRENCY)
+}
+
+fn timeout(value: &str) -> Result<Duration, String> {
+    number(value, 1u64, 600).map(Duration::from_secs)
+}
+
+/// The environment the backfill needs.
+#[derive(Debug, Clone)]
+pub struct BackfillConfig {
+    pub key: SecretKey,
+    pub base: ApiBase,
+    /// Required unless dry-running.
+    pub table_name: Option<String>,
+}
+
+impl BackfillConfig {
+    pub fn from_env(dry_run: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), dry_run)
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        dry_run: bool,
+    ) -> Result<Self, ConfigError> {
+        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let key = SecretKey::parse(
+            &present(SECRET_KEY_VAR).ok_or(ConfigError::Missing(SECRET_KEY_VAR))?,
+        )?;
+        let base = match present(API_URL_VAR) {
+            Some(url) => ApiBase::parse(&url)?,
+            None => ApiBase::default(),
+        };
+        let table_name = present(TABLE_VAR).map(|t| t.trim().to_owned());
+        if table_name.is_none() && !dry_run {
+            return Err(ConfigError::Missing(TABLE_VAR));
+        }
+        Ok(Self {
+            key,
+            base,
+            table_name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(args: &[&str]) -> Result<Command, UsageError> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    fn run(args: &[&str]) -> Options {
+        match parse(args).unwrap() {
+            Command::Run(o) => o,
+            Command::Help => panic!("help"),
+        }
+    }
+
+    #[test]
+    fn defaults_copy_everything_in_pages_of_500_with_8_writes_in_flight() {
+        let o = run(&[]);
+        assert_eq!(
+            o.kinds,
+            [Kind::Users, Kind::Organizations, Kind::Memberships]
+        );
+        assert_eq!((o.page_size, o.concurrency), (500, 8));
+        assert!(!o.dry_run && !o.restart);
+        assert_eq!(o.retry.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flags_with_spaces_or_equals() {
+        let o = run(&[
+            "--only",
+            "memberships,users",
+            "--page-size=100",
+            "--concurrency",
+            "16",
+            "--timeout=5",
+            "--dry-run",
+            "--restart",
+        ]);
+        assert_eq!(o.kinds, [Kind::Users, Kind::Memberships], "parents first");
+        assert_eq!((o.page_size, o.concurrency), (100, 16));
+        assert_eq!(o.retry.request_timeout, Duration::from_secs(5));
+        assert!(o.dry_run && o.restart);
+        assert_eq!(run(&["--only", "orgs"]).kinds, [Kind::Organizations]);
+        assert_eq!(parse(&["-h"]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn bad_flags_say_what_is_wrong() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--page-size", "501"],
+                "--page-size: expected a whole number from 1 to 500",
+            ),
+            (
+                &["--page-size", "0"],
+                "--page-size: expected a whole number from 1 to 500",
+            ),
+            (
+                &["--concurrency", "x"],
+                "--concurrency: expected a whole number from 1 to 64",
+            ),
+            (
+                &["--only", "sessions"],
+                "--only: sessions is not users, organizations or memberships",
+            ),
+            (&["--only", ","], "--only: name at least one kind"),
+            (&["--page-size"], "--page-size needs a value"),
+            (&["--users"], "unknown argument --users"),
+        ];
+        for (args, message) in cases {
+            assert_eq!(parse(args).unwrap_err().to_string(), *message, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_lambda_invocation_takes_the_same_options_as_json() {
+        let o: Invocation = serde_json::from_str(
+            r#"{"only": ["organizations"], "page_size": 50, "dry_run": true}"#,
+        )
+        .unwrap();
+        let o = o.options().unwrap();
+        assert_eq!(
+            (o.kinds.as_slice(), o.page_size),
+            ([Kind::Organizations].as_slice(), 50)
+        );
+        assert!(o.dry_run);
+        let empty: Invocation = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.options().unwrap(), Options::default());
+        assert!(serde_json::from_str::<Invocation>(r#"{"pagesize": 5}"#).is_err());
+        let big: Invocation = serde_json::from_str(r#"{"concurrency": 1000}"#).unwrap();
+        assert!(big.options().is_err());
+    }
+
+    fn config(vars: &[(&str, &str)], dry_run: bool) -> Result<BackfillConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BackfillConfig::from_lookup(|k| map.get(k).cloned(), dry_run)
+    }
+
+    #[test]
+    fn the_environment() {
+        let c = config(
+            &[(SECRET_KEY_VAR, "sk_test_0123456789"), (TABLE_VAR, "t")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.base.as_str(), "https://api.clerk.com");
+        assert_eq!(c.table_name.as_deref(), Some("t"));
+        assert!(
+            !format!("{c:?}").contains("0123456789"),
+            "Debug hides the key"
+        );
+        assert_eq!(
+            config(&[(TABLE_VAR, "t")], false).unwrap_err(),
+            ConfigError::Missing(SECRET_KEY_VAR)
+        );
+        assert_eq!(
+            config(&[(SECRET_KEY_VAR, "sk_test_0123456789")], false).unwrap_err(),
+            ConfigError::Missing(TABLE_VAR)
+        );
+        assert!(config(&[(SECRET_KEY_VAR, "sk_test_0123456789")], true).is_ok());
+        let c = config(
+            &[
+                (SECRET_KEY_VAR, "sk_test_0123456789"),
+                (API_URL_VAR, "http://127.0.0.1:9/v1"),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.base.as_str(), "http://127.0.0.1:9");
+    }
+}

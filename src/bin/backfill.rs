@@ -1,0 +1,92 @@
+//! clerk-webhooks-backfill: copies the users, organizations and memberships that existed before
+//! the webhook endpoint into the table. Wiring only; see `clerk_webhooks::backfill`.
+//!
+//! On a laptop it is a command (`--help`). Deployed as a Lambda (the runtime sets
+//! `AWS_LAMBDA_RUNTIME_API`), each invocation is one run, with the flags as a JSON payload,
+//! and answers with the summary.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use clerk_webhooks::backfill::options::{
+    parse_args, BackfillConfig, Command, Invocation, Options, USAGE,
+};
+use clerk_webhooks::backfill::progress::Display;
+use clerk_webhooks::backfill::{Backfill, Summary};
+use clerk_webhooks::clerk_api::ClerkApi;
+use clerk_webhooks::store::{self, Store};
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Logs and progress on stderr; stdout carries only the summary.
+    clerk_webhooks::logging::init_stderr();
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match lambda_runtime::run(service_fn(invoke)).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the Lambda runtime stopped");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("clerk-webhooks-backfill: {error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = Options {
+        display: Display::auto(),
+        ..options
+    };
+    match run(options).await {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("clerk-webhooks-backfill: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<Summary, Error> {
+    let config = BackfillConfig::from_env(options.dry_run)?;
+    let api = ClerkApi::new(config.base, config.key, options.retry)?;
+    let store = match config.table_name {
+        Some(table) => Some(Store::new(store::client_from_env().await, table)),
+        None => None,
+    };
+    Ok(Backfill::new(api, store, options).run().await?)
+}
+
+/// One manual invocation (`aws lambda invoke --payload '{"only": ["users"]}'`). It stops
+/// starting pages a minute before the function's timeout and answers `complete: false`; the
+/// next invocation resumes from the checkpoint.
+async fn invoke(event: LambdaEvent<serde_json::Value>) -> Result<Summary, Error> {
+    let payload = match event.payload {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        payload => payload,
+    };
+    let invocation: Invocation = serde_json::from_value(payload)?;
+    let remaining = event
+        .context
+        .deadline()
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let options = Options {
+        deadline: Some(Instant::now() + remaining),
+        display: Display::Lines(Duration::from_secs(10)),
+        ..invocation.options()?
+    };
+    run(options).await
+}

@@ -1,0 +1,680 @@
+//! A small client for the list endpoints of Clerk's Backend API that the backfill reads.
+//!
+//! What the real API needs from a long-running reader:
+//! - the secret key as a bearer token, never printed (not by `Debug`, not in errors or logs);
+//! - a timeout on every request (connect, headers and body together);
+//! - `429 Too Many Requests` waited out for as long as `Retry-After` says, without counting it
+//!   as a failure;
+//! - 5xx, timeouts and connection failures retried with jittered exponential back-off, up to
+//!   a number of attempts; any other 4xx fails at once (retrying cannot fix it).
+//!
+//! HTTP is hyper-util's pooled client over hyper-rustls with the system's CA roots: the crates
+//! the AWS SDK already brings, so nothing new is compiled for it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::backoff;
+use crate::config::ConfigError;
+
+pub const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";
+pub const API_URL_VAR: &str = "CLERK_API_URL";
+/// Clerk's production Backend API; the `/v1/…` paths are appended to it.
+pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
+/// The Backend API's largest `limit`.
+pub const MAX_PAGE_SIZE: u32 = 500;
+/// Far above a 500-object page (a user is a few KiB), far below what could hurt a Lambda.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Clerk's secret key (`sk_live_…` / `sk_test_…`). Neither `Debug` nor `Display` shows it; it
+/// leaves this type only as the value of an `Authorization` header marked sensitive.
+#[derive(Clone)]
+pub struct SecretKey(Arc<str>);
+
+impl SecretKey {
+    /// Errors name the variable, never the value.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let value = value.trim();
+        let invalid = |reason: &str| ConfigError::Invalid {
+            var: SECRET_KEY_VAR,
+            reason: reason.into(),
+        };
+        if !value.starts_with("sk_") {
+            return Err(invalid(
+                "expected a Clerk secret key (sk_live_… or sk_test_…), not a publishable key or a webhook secret",
+            ));
+        }
+        if value.len() < 8 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("not a well-formed key"));
+        }
+        Ok(Self(value.into()))
+    }
+
+    fn bearer(&self) -> HeaderValue {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0))
+            .expect("parse() allows only visible ASCII");
+        value.set_sensitive(true);
+        value
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(redacted)")
+    }
+}
+
+/// Where the Backend API is: `https://api.clerk.com` unless `CLERK_API_URL` says otherwise.
+/// Plain `http://` is accepted for loopback only, so the key never crosses a network in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBase(String);
+
+impl ApiBase {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            var: API_URL_VAR,
+            reason: reason.into(),
+        };
+        let uri: Uri = value.trim().parse().map_err(|_| invalid("not a URL"))?;
+        let host = uri.host().ok_or_else(|| invalid("no host"))?;
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1");
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if loopback => {}
+            Some("http") => return Err(invalid("plain http is only allowed on loopback")),
+            _ => return Err(invalid("expected an https:// URL")),
+        }
+        if uri.query().is_some() {
+            return Err(invalid("must not have a query"));
+        }
+        // Accept the API root with or without the version, as Clerk's SDKs and its OpenAPI
+        // `servers` entry (`https://api.clerk.com/v1`) write it.
+        let path = uri.path().trim_end_matches('/');
+        let path = path.strip_suffix("/v1").unwrap_or(path);
+        let authority = uri.authority().expect("a URL with a host has an authority");
+        Ok(Self(format!(
+            "{}://{authority}{path}",
+            uri.scheme_str().expect("checked above")
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ApiBase {
+    fn default() -> Self {
+        Self(DEFAULT_API_URL.into())
+    }
+}
+
+/// Timeouts and retry limits. The defaults suit the real API; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// One request, from connecting to the last byte of the body.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts per request when it fails (5xx, timeout, connection): the first try included.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Consecutive `429`s on one request before giving up. They are not failures, but a key
+    /// that is throttled forever should still end the run.
+    pub max_rate_limit_waits: u32,
+    /// The longest `Retry-After` honoured as given; longer ones are cut to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+            max_rate_limit_waits: 100,
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Running totals across all requests, read by the progress display.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub requests: AtomicU64,
+    /// `429`s waited out.
+    pub rate_limited: AtomicU64,
+    /// Failed attempts that were retried (5xx, timeouts, connection failures).
+    pub retries: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Clerk refused {SECRET_KEY_VAR} ({status}): check the key and that it belongs to this instance")]
+    Unauthorized { status: u16 },
+    #[error("Clerk answered {status} to GET {path}{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Status {
+        status: u16,
+        path: String,
+        /// Clerk's machine-readable error code, never its message (which may quote input).
+        code: Option<String>,
+    },
+    #[error("GET {path} still failing after {attempts} attempts: {last}")]
+    GaveUp {
+        path: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("GET {path} was rate-limited {waits} times in a row")]
+    RateLimited { path: String, waits: u32 },
+    #[error("unexpected answer to GET {path}: {reason}")]
+    Unexpected { path: String, reason: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// One page of a list endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub objects: Vec<Value>,
+    /// `total_count` where the endpoint returns one (organizations, memberships).
+    pub total_count: Option<u64>,
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+#[derive(Clone)]
+pub struct ClerkApi {
+    http: HttpClient,
+    base: ApiBase,
+    key: SecretKey,
+    policy: RetryPolicy,
+    stats: Arc<ApiStats>,
+}
+
+impl fmt::Debug for ClerkApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClerkApi")
+            .field("base", &self.base)
+            .field("key", &self.key)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClerkApi {
+    pub fn new(base: ApiBase, key: SecretKey, policy: RetryPolicy) -> Result<Self, ApiError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(policy.connect_timeout));
+        // The system's CA roots, as the AWS SDK uses; rustls' provider is the one the SDK
+        // selects (aws-lc-rs).
+        let tls = rustls::ClientConfig::builder()
+            .with_native_roots()
+            .map_err(|e| ApiError::Tls(e.to_string()))?
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Ok(Self {
+            http,
+            base,
+            key,
+            policy,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<ApiStats> {
+        &self.stats
+    }
+
+    /// `GET /v1/users`, oldest first, the page after the user `starting_after`.
+    pub async fn users(&self, limit: u32, starting_after: Option<&str>) -> Result<Page, ApiError> {
+        let value = self
+            .get("/v1/users", &users_query(limit, starting_after))
+            .await?;
+        match value {
+            Value::Array(objects) => Ok(Page {
+                objects,
+                total_count: None,
+            }),
+            _ => Err(unexpected("/v1/users", "not a JSON array")),
+        }
+    }
+
+    /// `GET /v1/users/count`: how many users a full run will copy (for the progress bar).
+    pub async fn user_count(&self) -> Result<u64, ApiError> {
+        let value = self.get("/v1/users/count", &[]).await?;
+        value
+            .get("total_count")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| unexpected("/v1/users/count", "no total_count"))
+    }
+
+    /// `GET /v1/organizations`, oldest first, from `offset`.
+    pub async fn organizations(&self, limit: u32, offset: u64) -> Result<Page, ApiError> {
+        self.list("/v1/organizations", limit, offset).await
+    }
+
+    /// `GET /v1/organization_memberships`: every membership of the instance, oldest first.
+    pub async fn memberships(&self, limit: u32, offset: u64) -> Result<Page, ApiError> {
+        self.list("/v1/organization_memberships", limit, offset)
+            .await
+    }
+
+    /// `{data, total_count}` endpoints, paged with `limit` and `offset`.
+    async fn list(&self, path: &str, limit: u32, offset: u64) -> Result<Page, ApiError> {
+        let value = self.get(path, &offset_query(limit, offset)).await?;
+        let total_count = value.get("total_count").and_then(Value::as_u64);
+        match value {
+            Value::Object(mut map) => match map.remove("data") {
+                Some(Value::Array(objects)) => Ok(Page {
+                    objects,
+                    total_count,
+                }),
+                _ => Err(unexpected(path, "no data array")),
+            },
+            _ => Err(unexpected(path, "not a JSON object")),
+        }
+    }
+
+    /// One GET, retried as the module documentation says.
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
+        let uri: Uri = format!("{}{path}{}", self.base.as_str(), encode_query(query))
+            .parse()
+            .map_err(|_| unexpected(path, "cannot build the URL"))?;
+        let policy = &self.policy;
+        let (mut failures, mut waits) = (0u32, 0u32);
+        loop {
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let verdict = match tokio::time::timeout(policy.request_timeout, self.once(&uri)).await
+            {
+                Err(_) => Verdict::Retry {
+                    reason: format!("no answer within {:?}", policy.request_timeout),
+                    at_least: Duration::ZERO,
+                },
+                Ok(Err(reason)) => Verdict::Retry {
+                    reason,
+                    at_least: Duration::ZERO,
+                },
+                Ok(Ok((status, retry_after, body))) => {
+                    classify(status, retry_after.as_deref(), &body, policy)
+                }
+            };
+            match verdict {
+                Verdict::Done(value) => return Ok(value),
+                Verdict::Fail { status, code } => {
+                    return Err(match status {
+                        401 | 403 => ApiError::Unauthorized { status },
+                        _ => ApiError::Status {
+                            status,
+                            path: path.into(),
+                            code,
+                        },
+                    })
+                }
+                Verdict::RateLimited { wait } => {
+                    waits += 1;
+                    if waits > policy.max_rate_limit_waits {
+                        return Err(ApiError::RateLimited {
+                            path: path.into(),
+                            waits: waits - 1,
+                        });
+                    }
+                    self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    let retry_after = wait.is_some();
+                    let wait = wait.unwrap_or_else(|| {
+                        backoff::jittered(waits, policy.backoff_base, policy.backoff_cap)
+                    });
+                    tracing::info!(
+                        path,
+                        wait_ms = wait.as_millis() as u64,
+                        retry_after,
+                        "rate-limited by Clerk (429); waiting, then asking again"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Retry { reason, at_least } => {
+                    failures += 1;
+                    if failures >= policy.max_attempts {
+                        return Err(ApiError::GaveUp {
+                            path: path.into(),
+                            attempts: failures,
+                            last: reason,
+                        });
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = backoff::jittered(failures, policy.backoff_base, policy.backoff_cap)
+                        .max(at_least);
+                    tracing::warn!(
+                        path,
+                        attempt = failures,
+                        wait_ms = wait.as_millis() as u64,
+                        reason = reason.as_str(),
+                        "Clerk API request failed; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt: status, `Retry-After` and the body, or why the exchange failed.
+    async fn once(&self, uri: &Uri) -> Result<(u16, Option<String>, Bytes), String> {
+        let request = Request::get(uri.clone())
+            .header(AUTHORIZATION, self.key.bearer())
+            .header(ACCEPT, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("clerk-webhooks-backfill/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|_| "cannot build the request".to_owned())?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                "could not connect".to_owned()
+            } else {
+                "the connection failed".to_owned()
+            }
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|_| "the response body was cut off or too large".to_owned())?
+            .to_bytes();
+        Ok((status, retry_after, body))
+    }
+}
+
+/// What to do with one answer. Pure, so every branch is unit-tested.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Done(Value),
+    /// `429`: wait (as `Retry-After` says, else back off) and ask again; not a failure.
+    RateLimited {
+        wait: Option<Duration>,
+    },
+    /// A failure worth retrying; `at_least` honours a 503's `Retry-After`.
+    Retry {
+        reason: String,
+        at_least: Duration,
+    },
+    /// Retrying cannot help.
+    Fail {
+        status: u16,
+        code: Option<String>,
+    },
+}
+
+fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryPolicy) -> Verdict {
+    let wait = retry_after
+        .and_then(parse_retry_after)
+        .map(|d| d.min(policy.max_retry_after));
+    match StatusCode::from_u16(status) {
+        Ok(s) if s.is_success() => match serde_json::from_slice(body) {
+            Ok(value) => Verdict::Done(value),
+            // A 200 that is not JSON is a broken answer (a proxy, a cut-off body): ask again.
+            Err(_) => Verdict::Retry {
+                reason: format!("{status} with a body that is not JSON"),
+                at_least: Duration::ZERO,
+            },
+        },
+        Ok(StatusCode::TOO_MANY_REQUESTS) => Verdict::RateLimited { wait },
+        Ok(s) if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Verdict::Retry {
+            reason: format!("answered {status}"),
+            at_least: wait.unwrap_or_default(),
+        },
+        _ => Verdict::Fail {
+            status,
+            code: error_code(body),
+        },
+    }
+}
+
+/// `Retry-After` as delay-seconds. (The HTTP-date form is not used by Clerk; it falls back to
+/// back-off.)
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The first `errors[].code` of a Clerk error body: safe to log, unlike its messages.
+fn error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("errors")?.get(0)?.get("code")?.as_str()?;
+    code.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        .then(|| code.to_owned())
+}
+
+fn unexpected(path: &str, reason: &str) -> ApiError {
+    ApiError::Unexpected {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Users in creation order, oldest first, after the cursor. `order_by=created_at` (an
+/// implied `+`) is one of the orderings the spec allows `starting_after` with; oldest first
+/// means users created during the run are appended, never shifted under the cursor.
+pub fn users_query(limit: u32, starting_after: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", limit.to_string()),
+        ("order_by", "created_at".to_owned()),
+    ];
+    if let Some(cursor) = starting_after {
+        query.push(("starting_after", cursor.to_owned()));
+    }
+    query
+}
+
+/// Offset pages, oldest first for the same reason as [`users_query`].
+pub fn offset_query(limit: u32, offset: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("limit", limit.to_string()),
+        ("offset", offset.to_string()),
+        ("order_by", "created_at".to_owned()),
+    ]
+}
+
+/// `?a=1&b=2`, with everything but RFC 3986's unreserved characters percent-encoded.
+fn encode_query(query: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        for b in value.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::default()
+    }
+
+    #[test]
+    fn the_secret_key_is_checked_and_never_shown() {
+        let key = SecretKey::parse(" sk_test_abcdefghijklmnop ").unwrap();
+        assert_eq!(format!("{key:?}"), "SecretKey(redacted)");
+        let header = key.bearer();
+        assert!(header.is_sensitive());
+        assert_eq!(header.to_str().unwrap(), "Bearer sk_test_abcdefghijklmnop");
+        assert!(!format!("{header:?}").contains("abcdefghijklmnop"));
+        for bad in ["whsec_abc123456", "pk_test_abcdefgh", "sk_a b c d e", "sk_"] {
+            let err = SecretKey::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("CLERK_SECRET_KEY is invalid"), "{err}");
+            assert!(!err.contains(bad.trim()), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_api_base_is_https_or_loopback_and_loses_its_version() {
+        let ok = [
+            ("https://api.clerk.com", "https://api.clerk.com"),
+            ("https://api.clerk.com/", "https://api.clerk.com"),
+            ("https://api.clerk.com/v1", "https://api.clerk.com"),
+            (
+                "https://proxy.example.org/clerk/v1/",
+                "https://proxy.example.org/clerk",
+            ),
+            ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+            ("http://localhost:9/", "http://localhost:9"),
+        ];
+        for (given, base) in ok {
+            assert_eq!(ApiBase::parse(given).unwrap().as_str(), base, "{given}");
+        }
+        for bad in [
+            "http://api.clerk.com",
+            "ftp://api.clerk.com",
+            "api.clerk.com",
+            "https://api.clerk.com/?x=1",
+            "",
+        ] {
+            let err = ApiBase::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("CLERK_API_URL is invalid"), "{bad}: {err}");
+        }
+        assert_eq!(ApiBase::default().as_str(), DEFAULT_API_URL);
+    }
+
+    #[test]
+    fn queries_page_oldest_first() {
+        assert_eq!(
+            encode_query(&users_query(500, None)),
+            "?limit=500&order_by=created_at"
+        );
+        assert_eq!(
+            encode_query(&users_query(10, Some("user_2x"))),
+            "?limit=10&order_by=created_at&starting_after=user_2x"
+        );
+        assert_eq!(
+            encode_query(&offset_query(100, 300)),
+            "?limit=100&offset=300&order_by=created_at"
+        );
+        assert_eq!(
+            encode_query(&[("q", "a+b c/é".into())]),
+            "?q=a%2Bb%20c%2F%C3%A9"
+        );
+        assert_eq!(encode_query(&[]), "");
+    }
+
+    #[test]
+    fn success_is_json_or_a_retry() {
+        assert_eq!(
+            classify(200, None, br#"[{"id":"user_1"}]"#, &policy()),
+            Verdict::Done(json!([{"id": "user_1"}]))
+        );
+        assert!(matches!(
+            classify(200, None, b"<html>", &policy()),
+            Verdict::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn too_many_requests_waits_as_told_and_is_not_a_failure() {
+        assert_eq!(
+            classify(429, Some("3"), b"{}", &policy()),
+            Verdict::RateLimited {
+                wait: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(
+            classify(429, None, b"", &policy()),
+            Verdict::RateLimited { wait: None }
+        );
+        assert_eq!(
+            classify(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b"", &policy()),
+            Verdict::RateLimited { wait: None },
+            "an HTTP date falls back to back-off"
+        );
+        assert_eq!(
+            classify(429, Some("86400"), b"", &policy()),
+            Verdict::RateLimited {
+                wait: Some(Duration::from_secs(120))
+            },
+            "capped"
+        );
+    }
+
+    #[test]
+    fn server_errors_and_408_are_retried_other_4xx_fail() {
+        for status in [500, 502, 503, 504, 408] {
+            assert!(
+                matches!(
+                    classify(status, None, b"", &policy()),
+                    Verdict::Retry { .. }
+                ),
+                "{status}"
+            );
+        }
+        let Verdict::Retry { at_least, .. } = classify(503, Some("2"), b"", &policy()) else {
+            panic!()
+        };
+        assert_eq!(at_least, Duration::from_secs(2));
+        let body = br#"{"errors":[{"message":"jane@example.org is bad","long_message":"x","code":"form_param_format_invalid"}]}"#;
+        assert_eq!(
+            classify(422, None, body, &policy()),
+            Verdict::Fail {
+                status: 422,
+                code: Some("form_param_format_invalid".into())
+            }
+        );
+        assert_eq!(
+            classify(401, None, b"not json", &policy()),
+            Verdict::Fail {
+                status: 401,
+                code: None
+            }
+        );
+    }
+
+    #[test]
+    fn errors_never_carry_clerk_messages() {
+        let err = ApiError::Status {
+            status: 422,
+            path: "/v1/users".into(),
+            code: error_code(br#"{"errors":[{"message":"a@b.c","code":"bad <x>"}]}"#),
+        };
+        assert_eq!(err.to_string(), "Clerk answered 422 to GET /v1/users");
+        assert_eq!(
+            ApiError::Unauthorized { status: 401 }.to_string(),
+            "Clerk refused CLERK_SECRET_KEY (401): check the key and that it belongs to this instance"
+        );
+    }
+}
