@@ -175,7 +175,7 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
     };
     let org_alive = |org_id: &str| Write::RequireNotDeleted(Key::organization(org_id));
     let user_alive = |user_id: &str| Write::RequireNotDeleted(Key::user(user_id));
-    let (writes, cascade) = match &event.payload {
+    let (writes, follow_up) = match &event.payload {
         Payload::Unhandled => return None,
         Payload::UserUpserted(user) => (vec![ctx.user(user)], None),
         Payload::OrganizationUpserted(org) => (vec![ctx.organization(org)], None),
@@ -260,7 +260,7 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
     all.extend(writes);
     Some(Plan {
         writes: all,
-        cascade,
+        cascade: follow_up,
     })
 }
 

@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// Reads one item (strongly consistent), as JSON. For the backfill's checkpoint.
-    pub async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+    pub async fn get_item(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()

@@ -268,7 +268,7 @@ impl Backfill {
             // A dry run reads from the start and never touches the table.
             _ => return Ok(Checkpoint::new(kind)),
         };
-        match store.get(&Checkpoint::key(kind)).await? {
+        match store.get_item(&Checkpoint::key(kind)).await? {
             None => Ok(Checkpoint::new(kind)),
             Some(item) => Checkpoint::from_item(kind, &item)
                 .map_err(|reason| BackfillError::Checkpoint(kind.as_str(), reason)),
@@ -382,9 +382,11 @@ async fn write(
     plan: &Plan,
     base: std::time::Duration,
 ) -> Result<Outcome, StoreError> {
+    // A backfill plan is a `*.created` write: it never cascades, so the transaction is the
+    // whole plan (and the function's role needs no Query or BatchWriteItem).
     let mut attempt = 1;
     loop {
-        match store.apply(plan).await {
+        match store.transact(plan).await.map(|(outcome, _)| outcome) {
             Ok(outcome) => return Ok(outcome),
             Err(error) if attempt < WRITE_ATTEMPTS => {
                 let wait = crate::backoff::jittered(attempt, base, base * 64);

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
     // Logs and progress on stderr; stdout carries only the summary.
     clerk_webhooks::logging::init_stderr();
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return match lambda_runtime::run(service_fn(invoke)).await {
+        return match lambda_runtime::run(service_fn(backfill_invocation)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "the Lambda runtime stopped");
@@ -72,7 +72,7 @@ async fn run(options: Options) -> Result<Summary, Error> {
 /// One manual invocation (`aws lambda invoke --payload '{"only": ["users"]}'`). It stops
 /// starting pages a minute before the function's timeout and answers `complete: false`; the
 /// next invocation resumes from the checkpoint.
-async fn invoke(event: LambdaEvent<serde_json::Value>) -> Result<Summary, Error> {
+async fn backfill_invocation(event: LambdaEvent<serde_json::Value>) -> Result<Summary, Error> {
     let payload = match event.payload {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         payload => payload,
