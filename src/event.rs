@@ -555,16 +555,24 @@ fn check_id(event_type: &str, field: &str, id: &str, prefix: &str) -> Result<(),
 
 /// serde quotes the offending value (`invalid type: string "jane@…"`); error messages go to
 /// logs and responses, so quoted values are cut out. Field names use backticks and stay.
+/// serde writes the value with Rust's debug escaping: inside it, `\"` and `\\` are part of
+/// the value, not its end (found by the `plan` fuzz target).
 fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut quoted = false;
+    let mut escaped = false;
     for c in message.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"…\"");
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
             }
-            quoted = !quoted;
-        } else if !quoted {
+        } else if c == '"' {
+            out.push_str("\"…\"");
+            quoted = true;
+        } else {
             out.push(c);
         }
     }
@@ -690,6 +698,25 @@ mod tests {
             let err = Event::decode(&envelope("user.deleted", json!({"id": id}))).unwrap_err();
             assert!(matches!(err, DecodeError::InvalidPayload { .. }), "{id}");
         }
+    }
+
+    #[test]
+    fn values_with_quotes_or_backslashes_are_cut_out_whole() {
+        // serde shows this value as "a\"b@example.org\\": the escaped quote is not its end.
+        for value in [r#"a"b@example.org\"#, r#"x\"#, r#""""#, r#"\"@\"#] {
+            let data = json!({"id": "user_1", "updated_at": value});
+            let err = Event::decode(&envelope("user.created", data))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err, "user.created data is not usable: invalid type: string \"…\", expected i64",
+                "{value}"
+            );
+        }
+        assert_eq!(
+            redact(r#"invalid type: string "a\"b\\", expected i64"#),
+            "invalid type: string \"…\", expected i64"
+        );
     }
 
     #[test]
