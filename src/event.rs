@@ -302,9 +302,10 @@ struct Envelope {
 }
 
 /// Clerk documents milliseconds, but some examples carry 10-digit seconds. Anything below
-/// 10^11 (which as milliseconds would be 1973) is taken as seconds.
+/// 10^11 (which as milliseconds would be 1973) is taken as seconds. `unsigned_abs`: the
+/// magnitude of `i64::MIN` does not fit an i64 (found by the `plan` fuzz target).
 pub fn normalize_millis(t: i64) -> i64 {
-    if t.abs() < 100_000_000_000 {
+    if t.unsigned_abs() < 100_000_000_000 {
         t.saturating_mul(1000)
     } else {
         t
@@ -638,6 +639,18 @@ mod tests {
         body["timestamp"] = json!(1716883200);
         let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200000);
+    }
+
+    #[test]
+    fn the_ends_of_i64_are_taken_as_milliseconds() {
+        assert_eq!(normalize_millis(i64::MIN), i64::MIN);
+        assert_eq!(normalize_millis(i64::MAX), i64::MAX);
+        assert_eq!(normalize_millis(-99_999_999_999), -99_999_999_999_000);
+        let mut body: Value =
+            serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
+        body["timestamp"] = json!(i64::MIN);
+        let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(event.timestamp_ms, i64::MIN);
     }
 
     #[test]
