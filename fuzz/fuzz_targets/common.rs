@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use clerk_webhooks::verify::SigningSecret;
 use serde_json::Value;
 
-use crate::invariants::{load_fixtures, secret_for};
+use crate::invariants::{configured_secrets, load_fixtures};
 
 /// The Clerk fixtures of the repository's `events/`, read once per process.
 pub fn fixtures() -> &'static [Value] {
@@ -15,13 +15,8 @@ pub fn fixtures() -> &'static [Value] {
     FIXTURES.get_or_init(|| load_fixtures(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")))
 }
 
-/// Two configured secrets, as during a rotation.
+/// The configured secrets, made once per process.
 pub fn secrets() -> &'static [SigningSecret] {
     static SECRETS: OnceLock<Vec<SigningSecret>> = OnceLock::new();
-    SECRETS.get_or_init(|| {
-        vec![
-            secret_for(b"fuzz-secret-one"),
-            secret_for(b"fuzz-secret-two"),
-        ]
-    })
+    SECRETS.get_or_init(configured_secrets)
 }

@@ -318,6 +318,15 @@ pub fn svix_id(choices: &mut Choices) -> String {
 // verify
 // ---------------------------------------------------------------------------------------------
 
+/// The configured secrets of every case: two, as during a rotation. The same in the fuzz
+/// targets and the property tests, so a saved fuzz input replays the same way in both.
+pub fn configured_secrets() -> Vec<SigningSecret> {
+    vec![
+        secret_for(b"fuzz-secret-one"),
+        secret_for(b"fuzz-secret-two"),
+    ]
+}
+
 /// A secret for arbitrary key bytes (at least one), in Svix's `whsec_` form.
 pub fn secret_for(key: &[u8]) -> SigningSecret {
     let key = if key.is_empty() { &[0u8][..] } else { key };
