@@ -538,7 +538,7 @@ pub fn fuzzed_headers(
             list.join(" ")
         }
         5 => good.replacen("v1,", "v1a,", 1),
-        6 => format!("v1,{}", &BASE64.encode(choices.take(32))),
+        6 => format!("v1,{}", BASE64.encode(choices.take(32))),
         _ => choices.text(60),
     };
     let mut map = HeaderMap::new();
