@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench chaos
+.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench chaos fuzz fuzz-seed
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
@@ -40,3 +40,19 @@ release: tools ## The Lambda's release build (arm64 where the target is installa
 chaos: ## The large chaos run recorded in RELIABILITY.md (CHAOS_EVENTS, CHAOS_FAULT_RATE, CHAOS_SEED)
 	CHAOS_EVENTS=$${CHAOS_EVENTS:-10000} CHAOS_FAULT_RATE=$${CHAOS_FAULT_RATE:-0.05} \
 	  scripts/dynamodb-local.sh run cargo test --test chaos chaos_delivery
+
+# cargo-fuzz targets (fuzz/, nightly; see RELIABILITY.md). FUZZ_SECS is per target.
+FUZZ_SECS ?= 30
+FUZZ_TARGETS ?= verify decode plan prepare
+# A single allocation over 64 MiB or a process over 1 GiB is a failure, reported like a crash:
+# inputs are at most 16 KiB, so either would mean allocation that grows without bound. (RSS
+# includes AddressSanitizer's quarantine, up to 256 MiB by default; hence not lower.)
+FUZZ_FLAGS ?= -max_len=16384 -malloc_limit_mb=64 -rss_limit_mb=1024 -dict=fuzz/json.dict
+
+fuzz-seed: ## Seed fuzz/corpus/<target>/ from events/
+	fuzz/seed.sh
+
+fuzz: fuzz-seed ## Run every fuzz target for FUZZ_SECS seconds (default 30), one after another
+	for target in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECS) $(FUZZ_FLAGS) || exit 1; \
+	done

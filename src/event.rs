@@ -302,9 +302,10 @@ struct Envelope {
 }
 
 /// Clerk documents milliseconds, but some examples carry 10-digit seconds. Anything below
-/// 10^11 (which as milliseconds would be 1973) is taken as seconds.
+/// 10^11 (which as milliseconds would be 1973) is taken as seconds. `unsigned_abs`: the
+/// magnitude of `i64::MIN` does not fit an i64 (found by the `plan` fuzz target).
 pub fn normalize_millis(t: i64) -> i64 {
-    if t.abs() < 100_000_000_000 {
+    if t.unsigned_abs() < 100_000_000_000 {
         t.saturating_mul(1000)
     } else {
         t
@@ -575,16 +576,24 @@ fn check_id(event_type: &str, field: &str, id: &str, prefix: &str) -> Result<(),
 
 /// serde quotes the offending value (`invalid type: string "jane@…"`); error messages go to
 /// logs and responses, so quoted values are cut out. Field names use backticks and stay.
+/// serde writes the value with Rust's debug escaping: inside it, `\"` and `\\` are part of
+/// the value, not its end (found by the `plan` fuzz target).
 fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut quoted = false;
+    let mut escaped = false;
     for c in message.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"…\"");
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
             }
-            quoted = !quoted;
-        } else if !quoted {
+        } else if c == '"' {
+            out.push_str("\"…\"");
+            quoted = true;
+        } else {
             out.push(c);
         }
     }
@@ -671,6 +680,18 @@ mod tests {
     }
 
     #[test]
+    fn the_ends_of_i64_are_taken_as_milliseconds() {
+        assert_eq!(normalize_millis(i64::MIN), i64::MIN);
+        assert_eq!(normalize_millis(i64::MAX), i64::MAX);
+        assert_eq!(normalize_millis(-99_999_999_999), -99_999_999_999_000);
+        let mut body: Value =
+            serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
+        body["timestamp"] = json!(i64::MIN);
+        let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(event.timestamp_ms, i64::MIN);
+    }
+
+    #[test]
     fn unknown_and_unsynced_types_are_unhandled_not_errors() {
         for t in [
             "brandNew.thing",
@@ -728,6 +749,25 @@ mod tests {
             let err = Event::decode(&envelope("user.deleted", json!({"id": id}))).unwrap_err();
             assert!(matches!(err, DecodeError::InvalidPayload { .. }), "{id}");
         }
+    }
+
+    #[test]
+    fn values_with_quotes_or_backslashes_are_cut_out_whole() {
+        // serde shows this value as "a\"b@example.org\\": the escaped quote is not its end.
+        for value in [r#"a"b@example.org\"#, r#"x\"#, r#""""#, r#"\"@\"#] {
+            let data = json!({"id": "user_1", "updated_at": value});
+            let err = Event::decode(&envelope("user.created", data))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err, "user.created data is not usable: invalid type: string \"…\", expected i64",
+                "{value}"
+            );
+        }
+        assert_eq!(
+            redact(r#"invalid type: string "a\"b\\", expected i64"#),
+            "invalid type: string \"…\", expected i64"
+        );
     }
 
     #[test]

@@ -1,0 +1,15 @@
+//! The planner on decoded events, with arbitrary settings (as `Config` allows them), clock
+//! and svix id. Bodies are either raw bytes or a fixture mutated as JSON (retyped, fields
+//! replaced, removed, added, `data` swapped), which reaches far more plans than bytes do.
+//! Input layout: `invariants::run_plan`.
+#![no_main]
+
+mod common;
+#[path = "../../tests/properties/invariants.rs"]
+mod invariants;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    invariants::run_plan(data, common::fixtures());
+});

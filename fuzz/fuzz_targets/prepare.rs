@@ -1,0 +1,16 @@
+//! The whole pure request path, `handler::prepare`: method, size, signature headers, HMAC,
+//! decoding and planning, with requests that are signed right unless the input says
+//! otherwise, so the fuzzer gets past the signature. Checks that `prepare` is its steps in
+//! order, keeps only verified ids, and answers bad input with a 4xx. Input layout:
+//! `invariants::run_prepare`.
+#![no_main]
+
+mod common;
+#[path = "../../tests/properties/invariants.rs"]
+mod invariants;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    invariants::run_prepare(data, common::fixtures(), common::secrets());
+});
