@@ -814,6 +814,7 @@ const MESSAGE_ATTRIBUTES: &[&str] = &[
     "entity",
     "id",
     "last_svix_id",
+    "source",
     "user_id",
     "slug",
     "status",
@@ -878,6 +879,9 @@ pub fn check_plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64
                 check_entity_key(item);
                 assert_eq!(item["version"], *version, "the item carries its version");
                 assert_eq!(item["last_svix_id"], svix_id);
+                if !item.contains_key("deleted") {
+                    assert_eq!(item["source"], "webhook", "a live item says who wrote it");
+                }
                 assert_eq!(
                     item.contains_key("gsi1pk"),
                     item.contains_key("gsi1sk"),
