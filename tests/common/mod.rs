@@ -130,8 +130,13 @@ pub struct Reply {
 }
 
 pub async fn send(handler: &Handler, request: Request) -> Reply {
+    send_at(handler, request, SystemTime::now()).await
+}
+
+/// As [`send`], with the handler's clock pinned to `now`.
+pub async fn send_at(handler: &Handler, request: Request, now: SystemTime) -> Reply {
     logs::init();
-    reply(handler.handle(request).await)
+    reply(handler.handle_at(request, now).await)
 }
 
 fn reply(response: Response<Body>) -> Reply {
@@ -185,11 +190,16 @@ pub fn signed_headers(body: &[u8], svix_id: &str) -> Vec<(&'static str, String)>
 /// Sends a raw function-URL event the way the runtime does: JSON bytes deserialised into
 /// [`FunctionUrlRequest`], then [`Handler::handle_event`], the path `main` runs.
 pub async fn send_event(handler: &Handler, event: &Value) -> Reply {
+    send_event_at(handler, event, SystemTime::now()).await
+}
+
+/// As [`send_event`], with the handler's clock pinned to `now`.
+pub async fn send_event_at(handler: &Handler, event: &Value, now: SystemTime) -> Reply {
     logs::init();
     let bytes = serde_json::to_vec(event).unwrap();
     let event: FunctionUrlRequest =
         serde_json::from_slice(&bytes).expect("any JSON object is a FunctionUrlRequest");
-    reply(handler.handle_event(event).await)
+    reply(handler.handle_event_at(event, now).await)
 }
 
 /// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
