@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clerk_webhooks::backfill::options::Options;
@@ -17,36 +15,12 @@ use common::fake_clerk::{user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGA
 use common::*;
 use serde_json::Value;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // The current-thread runtime keeps every task (hyper's connections included) on the thread
 // whose default subscriber captures.
 #[tokio::test]
 async fn the_secret_key_and_personal_data_never_reach_the_logs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    use tracing_subscriber::layer::SubscriberExt;
-    let subscriber = tracing_subscriber::registry()
-        .with(clerk_webhooks::logging::filter(
-            tracing_subscriber::filter::LevelFilter::TRACE,
-        ))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(move || writer.clone()),
-        );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The production filter at TRACE, as JSON; the lines also join the suite's log audit.
+    let (capture, _guard) = common::logs::Capture::install();
 
     let mut data = Data::generate(25, 6, 2);
     data.users[4].as_object_mut().unwrap().remove("updated_at");
@@ -97,7 +71,7 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
     .unwrap_err();
     tracing::error!(error = %err, debug = ?err, "backfill failed");
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
