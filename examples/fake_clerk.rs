@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/fake_clerk.rs"]
 mod fake_clerk;
+#[path = "../tests/common/http.rs"]
+mod http;
 
 use fake_clerk::{Data, FakeClerk, KEY};
 

@@ -8,6 +8,7 @@
 pub mod emf;
 pub mod fake_clerk;
 pub mod fault_proxy;
+pub mod http;
 pub mod logs;
 pub mod rng;
 
