@@ -4,10 +4,16 @@
 //! Routing is on the envelope `type`, never on `data.object`: Clerk's sources disagree on the
 //! `object` literals.
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// Why a verified body was refused (all 400: retrying the same bytes cannot help).
+///
+/// A verified payload is refused only when storing it would be unsafe or meaningless: an id
+/// that cannot be part of a key, a version or an expiry of the wrong type, a parent the key
+/// needs that is missing. Every other field is read leniently: a value of an unexpected type
+/// reads as absent, and the object is stored as Clerk sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("body is not valid JSON: {0}")]
@@ -27,6 +33,11 @@ pub struct Event {
     pub payload: Payload,
     /// The whole `data` object, kept to store verbatim.
     pub data: Value,
+    /// The fields (`id`, `organization.id`, …) whose id lacks the prefix Clerk usually gives
+    /// it (`user_`, `org_`, …). Prefixes are not a contract (Clerk's own examples use both
+    /// `orgdmn_` and `orgdm_`), so the event is applied all the same; the handler counts it
+    /// and logs the field names, never the values.
+    pub unexpected_prefixes: Vec<&'static str>,
 }
 
 /// What the event is about. Routed on the envelope `type`.
@@ -58,26 +69,28 @@ pub enum Payload {
     Unhandled,
 }
 
+// The typed payloads hold only what the planner reads. Ids, versions (`updated_at`) and
+// expiries are strict: they become keys, order writes, or decide when DynamoDB deletes the
+// item. Everything marked `lenient` feeds an attribute or an index entry only, so a value of
+// another type reads as absent instead of refusing the event.
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EmailAddress {
-    pub id: String,
-    pub email_address: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub email_address: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct User {
     pub id: String,
-    pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
-    pub external_id: Option<String>,
-    pub username: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub image_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub primary_email_address_id: Option<String>,
-    #[serde(default)]
+    /// Entries that are not objects of this shape are left out.
+    #[serde(default, deserialize_with = "lenient_list")]
     pub email_addresses: Vec<EmailAddress>,
-    pub public_metadata: Option<Value>,
 }
 
 impl User {
@@ -86,8 +99,8 @@ impl User {
         let primary = self.primary_email_address_id.as_deref()?;
         self.email_addresses
             .iter()
-            .find(|e| e.id == primary)
-            .map(|e| e.email_address.as_str())
+            .find(|e| e.id.as_deref() == Some(primary))
+            .and_then(|e| e.email_address.as_deref())
             .filter(|e| !e.is_empty())
     }
 }
@@ -95,11 +108,9 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Organization {
     pub id: String,
-    pub name: Option<String>,
+    /// Indexed as `SLUG#{slug}` when it is a string.
+    #[serde(default, deserialize_with = "lenient")]
     pub slug: Option<String>,
-    pub image_url: Option<String>,
-    pub public_metadata: Option<Value>,
-    pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
 }
 
@@ -115,9 +126,8 @@ pub struct PublicUserData {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Membership {
+    /// Kept as the item's `id`; the key is the organization and the user.
     pub id: String,
-    pub role: String,
-    pub created_at: Option<i64>,
     pub updated_at: Option<i64>,
     pub organization: OrganizationRef,
     pub public_user_data: PublicUserData,
@@ -136,7 +146,10 @@ pub struct Session {
     pub expire_at: Option<i64>,
     pub abandon_at: Option<i64>,
     pub updated_at: Option<i64>,
-    /// The session's user as Clerk sends it along: applied to the user item when newer.
+    /// The session's user as Clerk sends it along: applied to the user item when newer. A
+    /// copy we cannot read (no id, a version that is not a number) is not applied; the
+    /// session still is.
+    #[serde(default, deserialize_with = "lenient")]
     pub user: Option<User>,
 }
 
@@ -144,6 +157,7 @@ pub struct Session {
 pub struct OrganizationInvitation {
     pub id: String,
     pub organization_id: String,
+    #[serde(default, deserialize_with = "lenient")]
     pub email_address: Option<String>,
     pub expires_at: Option<i64>,
     pub updated_at: Option<i64>,
@@ -159,6 +173,7 @@ pub struct Domain {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Invitation {
     pub id: String,
+    #[serde(default, deserialize_with = "lenient")]
     pub email_address: Option<String>,
     pub expires_at: Option<i64>,
     pub updated_at: Option<i64>,
@@ -168,7 +183,7 @@ pub struct Invitation {
 pub struct Role {
     pub id: String,
     /// Permission objects per the schema; plain keys are accepted too.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_list")]
     pub permissions: Vec<Value>,
     pub updated_at: Option<i64>,
 }
@@ -196,6 +211,7 @@ pub struct Permission {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct WaitlistEntry {
     pub id: String,
+    #[serde(default, deserialize_with = "lenient")]
     pub email_address: Option<String>,
     pub updated_at: Option<i64>,
 }
@@ -235,14 +251,16 @@ impl BillingKind {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Payer {
+    #[serde(default, deserialize_with = "lenient")]
     pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub organization_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BillingObject {
     pub id: String,
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub payer: Option<Payer>,
     pub updated_at: Option<i64>,
 }
@@ -276,11 +294,17 @@ pub enum MessageKind {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct MessageMetadata {
     pub id: String,
+    /// Indexed as `USER#{user_id}`, so the user's deletion removes the metadata too.
+    #[serde(default, deserialize_with = "lenient")]
     pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub slug: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub status: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub created_at: Option<i64>,
     /// SmsEventPayload's name for `created_at`.
+    #[serde(default, deserialize_with = "lenient")]
     pub created_at_ms: Option<i64>,
 }
 
@@ -290,15 +314,32 @@ pub struct Message {
     pub metadata: MessageMetadata,
 }
 
+/// The envelope fields we need. `object` (always `"event"`) and `instance_id` are not read:
+/// nothing we store depends on them.
 #[derive(Deserialize)]
 struct Envelope {
-    object: String,
     #[serde(rename = "type")]
     event_type: String,
+    /// Orders deletes and versions upserts without `updated_at`.
     timestamp: i64,
-    #[allow(dead_code)] // required by the envelope contract; not stored
-    instance_id: String,
     data: Value,
+}
+
+/// `Some(value)` when the field holds a `T`, `None` when it is absent, null or of another
+/// type: for fields that feed no key, version or expiry.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).ok())
+}
+
+/// The elements of a list that are `T`s; anything but a list reads as empty.
+fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| T::deserialize(item).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// Clerk documents milliseconds, but some examples carry 10-digit seconds. Anything below
@@ -312,6 +353,8 @@ pub fn normalize_millis(t: i64) -> i64 {
     }
 }
 
+/// The prefixes Clerk's ids usually carry. Informative only: an id without its prefix is
+/// applied and counted (see [`Event::unexpected_prefixes`]).
 pub const USER_PREFIX: &str = "user_";
 pub const ORG_PREFIX: &str = "org_";
 pub const MEMBERSHIP_PREFIX: &str = "orgmem_";
@@ -325,6 +368,19 @@ pub const WAITLIST_PREFIX: &str = "wle_";
 pub const EMAIL_PREFIX: &str = "ema_";
 pub const SMS_PREFIX: &str = "sms_";
 
+/// The longest id we put in a key. Clerk's are about 30 bytes; DynamoDB allows 1,024 for a
+/// sort key and 2,048 for a partition key, so with our `KIND#` prefixes this stays far inside.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Whether `id` is safe as part of a key: 1 to [`MAX_ID_BYTES`] ASCII letters, digits or `_`,
+/// the characters Clerk's ids use. So no id holds our `#` separator (which would let a crafted
+/// id alias another item's key), a control character or whitespace.
+pub fn is_key_safe(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_BYTES
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 impl Event {
     /// Parses the raw (verified) body and routes it on `type`.
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
@@ -335,24 +391,17 @@ impl Event {
         }
         let envelope = Envelope::deserialize(value)
             .map_err(|e| DecodeError::InvalidEnvelope(redact(&e.to_string())))?;
-        if envelope.object != "event" {
-            return Err(DecodeError::InvalidEnvelope(
-                r#"object is not "event""#.into(),
-            ));
-        }
         if envelope.event_type.is_empty() {
             return Err(DecodeError::InvalidEnvelope("type is empty".into()));
         }
         if !envelope.data.is_object() {
             return Err(DecodeError::InvalidEnvelope("data is not an object".into()));
         }
-        let payload = route(&envelope.event_type, &envelope.data)?;
-        Ok(Self {
-            timestamp_ms: normalize_millis(envelope.timestamp),
-            event_type: envelope.event_type,
-            payload,
-            data: envelope.data,
-        })
+        Self::routed(
+            envelope.event_type,
+            normalize_millis(envelope.timestamp),
+            envelope.data,
+        )
     }
 
     /// The event a `event_type` webhook carrying `data` at `timestamp_ms` would be, routed and
@@ -366,12 +415,22 @@ impl Event {
         if !data.is_object() {
             return Err(invalid(event_type, "not a JSON object"));
         }
-        let payload = route(event_type, &data)?;
+        Self::routed(event_type.to_owned(), normalize_millis(timestamp_ms), data)
+    }
+
+    fn routed(event_type: String, timestamp_ms: i64, data: Value) -> Result<Self, DecodeError> {
+        let mut ids = IdCheck {
+            event_type: &event_type,
+            unexpected_prefixes: Vec::new(),
+        };
+        let payload = route(&mut ids, &data)?;
+        let unexpected_prefixes = ids.unexpected_prefixes;
         Ok(Self {
-            event_type: event_type.to_owned(),
-            timestamp_ms: normalize_millis(timestamp_ms),
+            event_type,
+            timestamp_ms,
             payload,
             data,
+            unexpected_prefixes,
         })
     }
 }
@@ -382,41 +441,69 @@ pub fn family(event_type: &str) -> &str {
     event_type.split('.').next().unwrap_or(event_type)
 }
 
-fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
+/// Checks the ids of one event as they are read, and notes the fields whose prefix is off.
+struct IdCheck<'a> {
+    event_type: &'a str,
+    unexpected_prefixes: Vec<&'static str>,
+}
+
+impl IdCheck<'_> {
+    /// An id that becomes part of a key: refused unless [`is_key_safe`]; its prefix is only
+    /// noted.
+    fn key(&mut self, field: &'static str, id: &str, prefix: &str) -> Result<(), DecodeError> {
+        if !is_key_safe(id) {
+            return Err(invalid(
+                self.event_type,
+                &format!(
+                    "{field} cannot be part of a key (1 to {MAX_ID_BYTES} letters, digits or _)"
+                ),
+            ));
+        }
+        self.prefix(field, id, prefix);
+        Ok(())
+    }
+
+    /// An id kept as an attribute only: any string will do; its prefix is noted.
+    fn prefix(&mut self, field: &'static str, id: &str, prefix: &str) {
+        if !id.starts_with(prefix) {
+            self.unexpected_prefixes.push(field);
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&self, data: &Value) -> Result<T, DecodeError> {
+        T::deserialize(data).map_err(|e| invalid(self.event_type, &redact(&e.to_string())))
+    }
+
+    /// `{object, id, deleted}`.
+    fn deleted(&mut self, data: &Value, prefix: &str) -> Result<DeletedObject, DecodeError> {
+        let deleted: DeletedObject = self.typed(data)?;
+        self.key("id", &deleted.id, prefix)?;
+        Ok(deleted)
+    }
+}
+
+fn route(ids: &mut IdCheck, data: &Value) -> Result<Payload, DecodeError> {
+    let event_type = ids.event_type;
     let payload = match event_type {
         "user.created" | "user.updated" => {
-            let user: User = typed(event_type, data)?;
-            check_id(event_type, "id", &user.id, USER_PREFIX)?;
+            let user: User = ids.typed(data)?;
+            ids.key("id", &user.id, USER_PREFIX)?;
             Payload::UserUpserted(user)
         }
-        "user.deleted" => {
-            let deleted: DeletedObject = typed(event_type, data)?;
-            check_id(event_type, "id", &deleted.id, USER_PREFIX)?;
-            Payload::UserDeleted(deleted)
-        }
+        "user.deleted" => Payload::UserDeleted(ids.deleted(data, USER_PREFIX)?),
         "organization.created" | "organization.updated" => {
-            let org: Organization = typed(event_type, data)?;
-            check_id(event_type, "id", &org.id, ORG_PREFIX)?;
+            let org: Organization = ids.typed(data)?;
+            ids.key("id", &org.id, ORG_PREFIX)?;
             Payload::OrganizationUpserted(org)
         }
-        "organization.deleted" => {
-            let deleted: DeletedObject = typed(event_type, data)?;
-            check_id(event_type, "id", &deleted.id, ORG_PREFIX)?;
-            Payload::OrganizationDeleted(deleted)
-        }
+        "organization.deleted" => Payload::OrganizationDeleted(ids.deleted(data, ORG_PREFIX)?),
         "organizationMembership.created"
         | "organizationMembership.updated"
         | "organizationMembership.deleted" => {
-            let m: Membership = typed(event_type, data)?;
-            check_id(event_type, "id", &m.id, MEMBERSHIP_PREFIX)?;
-            check_id(
-                event_type,
-                "organization.id",
-                &m.organization.id,
-                ORG_PREFIX,
-            )?;
-            check_id(
-                event_type,
+            let m: Membership = ids.typed(data)?;
+            ids.prefix("id", &m.id, MEMBERSHIP_PREFIX);
+            ids.key("organization.id", &m.organization.id, ORG_PREFIX)?;
+            ids.key(
                 "public_user_data.user_id",
                 &m.public_user_data.user_id,
                 USER_PREFIX,
@@ -429,11 +516,12 @@ fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
         }
         "session.created" | "session.pending" | "session.ended" | "session.removed"
         | "session.revoked" => {
-            let session: Session = typed(event_type, data)?;
-            check_id(event_type, "id", &session.id, SESSION_PREFIX)?;
-            check_id(event_type, "user_id", &session.user_id, USER_PREFIX)?;
+            let session: Session = ids.typed(data)?;
+            ids.key("id", &session.id, SESSION_PREFIX)?;
+            ids.key("user_id", &session.user_id, USER_PREFIX)?;
             if let Some(user) = &session.user {
-                check_id(event_type, "user.id", &user.id, USER_PREFIX)?;
+                // The session goes under USER#{user_id} and the copy under USER#{user.id}:
+                // when they disagree one of the two keys is wrong, and nothing says which.
                 if user.id != session.user_id {
                     return Err(invalid(event_type, "user.id differs from user_id"));
                 }
@@ -443,52 +531,38 @@ fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
         "organizationInvitation.created"
         | "organizationInvitation.accepted"
         | "organizationInvitation.revoked" => {
-            let inv: OrganizationInvitation = typed(event_type, data)?;
-            check_id(event_type, "id", &inv.id, ORG_INVITATION_PREFIX)?;
-            check_id(
-                event_type,
-                "organization_id",
-                &inv.organization_id,
-                ORG_PREFIX,
-            )?;
+            let inv: OrganizationInvitation = ids.typed(data)?;
+            ids.key("id", &inv.id, ORG_INVITATION_PREFIX)?;
+            ids.key("organization_id", &inv.organization_id, ORG_PREFIX)?;
             Payload::OrganizationInvitationUpserted(inv)
         }
         "organizationDomain.created" | "organizationDomain.updated" => {
-            let domain: Domain = typed(event_type, data)?;
-            check_id(event_type, "id", &domain.id, DOMAIN_PREFIX)?;
-            check_id(
-                event_type,
-                "organization_id",
-                &domain.organization_id,
-                ORG_PREFIX,
-            )?;
+            let domain: Domain = ids.typed(data)?;
+            ids.key("id", &domain.id, DOMAIN_PREFIX)?;
+            ids.key("organization_id", &domain.organization_id, ORG_PREFIX)?;
             Payload::DomainUpserted(domain)
         }
-        "organizationDomain.deleted" => {
-            Payload::DomainDeleted(deleted(event_type, data, DOMAIN_PREFIX)?)
-        }
+        "organizationDomain.deleted" => Payload::DomainDeleted(ids.deleted(data, DOMAIN_PREFIX)?),
         "invitation.created" | "invitation.accepted" | "invitation.revoked" => {
-            let inv: Invitation = typed(event_type, data)?;
-            check_id(event_type, "id", &inv.id, INVITATION_PREFIX)?;
+            let inv: Invitation = ids.typed(data)?;
+            ids.key("id", &inv.id, INVITATION_PREFIX)?;
             Payload::InvitationUpserted(inv)
         }
         "role.created" | "role.updated" => {
-            let role: Role = typed(event_type, data)?;
-            check_id(event_type, "id", &role.id, ROLE_PREFIX)?;
+            let role: Role = ids.typed(data)?;
+            ids.key("id", &role.id, ROLE_PREFIX)?;
             Payload::RoleUpserted(role)
         }
-        "role.deleted" => Payload::RoleDeleted(deleted(event_type, data, ROLE_PREFIX)?),
+        "role.deleted" => Payload::RoleDeleted(ids.deleted(data, ROLE_PREFIX)?),
         "permission.created" | "permission.updated" => {
-            let permission: Permission = typed(event_type, data)?;
-            check_id(event_type, "id", &permission.id, PERMISSION_PREFIX)?;
+            let permission: Permission = ids.typed(data)?;
+            ids.key("id", &permission.id, PERMISSION_PREFIX)?;
             Payload::PermissionUpserted(permission)
         }
-        "permission.deleted" => {
-            Payload::PermissionDeleted(deleted(event_type, data, PERMISSION_PREFIX)?)
-        }
+        "permission.deleted" => Payload::PermissionDeleted(ids.deleted(data, PERMISSION_PREFIX)?),
         "waitlistEntry.created" | "waitlistEntry.updated" => {
-            let entry: WaitlistEntry = typed(event_type, data)?;
-            check_id(event_type, "id", &entry.id, WAITLIST_PREFIX)?;
+            let entry: WaitlistEntry = ids.typed(data)?;
+            ids.key("id", &entry.id, WAITLIST_PREFIX)?;
             Payload::WaitlistEntryUpserted(entry)
         }
         "email.created" | "sms.created" => {
@@ -497,25 +571,25 @@ fn route(event_type: &str, data: &Value) -> Result<Payload, DecodeError> {
             } else {
                 (MessageKind::Sms, SMS_PREFIX)
             };
-            let metadata: MessageMetadata = typed(event_type, data)?;
-            check_id(event_type, "id", &metadata.id, prefix)?;
+            let metadata: MessageMetadata = ids.typed(data)?;
+            // MESSAGE#{id} with STORE_MESSAGE_METADATA; checked whatever the setting, so that
+            // turning it on changes what is stored, never what is accepted.
+            ids.key("id", &metadata.id, prefix)?;
             if let Some(user_id) = &metadata.user_id {
-                check_id(event_type, "user_id", user_id, USER_PREFIX)?;
+                ids.key("user_id", user_id, USER_PREFIX)?;
             }
             Payload::MessageSent(Message { kind, metadata })
         }
         _ => match billing_kind(event_type) {
             Some(kind) => {
-                let object: BillingObject = typed(event_type, data)?;
-                check_id(event_type, "id", &object.id, kind.id_prefix())?;
+                let object: BillingObject = ids.typed(data)?;
+                ids.key("id", &object.id, kind.id_prefix())?;
                 if let Some(payer) = &object.payer {
-                    for (field, id, prefix) in [
-                        ("payer.user_id", &payer.user_id, USER_PREFIX),
-                        ("payer.organization_id", &payer.organization_id, ORG_PREFIX),
-                    ] {
-                        if let Some(id) = id.as_deref().filter(|id| !id.is_empty()) {
-                            check_id(event_type, field, id, prefix)?;
-                        }
+                    if let Some(id) = payer.user_id.as_deref().filter(|id| !id.is_empty()) {
+                        ids.key("payer.user_id", id, USER_PREFIX)?;
+                    }
+                    if let Some(id) = payer.organization_id.as_deref().filter(|id| !id.is_empty()) {
+                        ids.key("payer.organization_id", id, ORG_PREFIX)?;
                     }
                 }
                 Payload::BillingUpserted(Billing { kind, object })
@@ -537,40 +611,10 @@ fn billing_kind(event_type: &str) -> Option<BillingKind> {
     }
 }
 
-fn deleted(event_type: &str, data: &Value, prefix: &str) -> Result<DeletedObject, DecodeError> {
-    let deleted: DeletedObject = typed(event_type, data)?;
-    check_id(event_type, "id", &deleted.id, prefix)?;
-    Ok(deleted)
-}
-
 fn invalid(event_type: &str, reason: &str) -> DecodeError {
     DecodeError::InvalidPayload {
         event_type: event_type.to_owned(),
         reason: reason.to_owned(),
-    }
-}
-
-fn typed<'a, T: Deserialize<'a>>(event_type: &str, data: &'a Value) -> Result<T, DecodeError> {
-    T::deserialize(data).map_err(|e| DecodeError::InvalidPayload {
-        event_type: event_type.to_owned(),
-        reason: redact(&e.to_string()),
-    })
-}
-
-/// Ids become DynamoDB keys: they must carry the expected prefix and only the characters
-/// Clerk uses, so a crafted id cannot alias another key (`#` is our key separator).
-fn check_id(event_type: &str, field: &str, id: &str, prefix: &str) -> Result<(), DecodeError> {
-    let rest = id.strip_prefix(prefix).unwrap_or_default();
-    let valid = !rest.is_empty()
-        && id.len() <= 128
-        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid(
-            event_type,
-            &format!("{field} is not a {prefix}… id"),
-        ))
     }
 }
 
@@ -649,7 +693,7 @@ mod tests {
                 })
                 .unwrap()
         );
-        let err = Event::from_data("user.created", 1, json!({"id": "usr_1"})).unwrap_err();
+        let err = Event::from_data("user.created", 1, json!({"id": "usr#1"})).unwrap_err();
         assert!(matches!(err, DecodeError::InvalidPayload { .. }));
         let err = Event::from_data("user.created", 1, json!([1])).unwrap_err();
         assert!(err.to_string().contains("not a JSON object"), "{err}");
@@ -733,7 +777,6 @@ mod tests {
             (b"{not json", "body is not valid JSON"),
             (b"[1,2]", "body is not a Clerk event: not a JSON object"),
             (br#"{"object":"event","timestamp":1,"instance_id":"i","data":{}}"#, "missing field `type`"),
-            (br#"{"object":"list","type":"user.created","timestamp":1,"instance_id":"i","data":{}}"#, "object is not"),
             (br#"{"object":"event","type":"user.created","timestamp":1,"instance_id":"i","data":[]}"#, "data is not an object"),
             (br#"{"object":"event","type":"user.created","timestamp":"soon","instance_id":"i","data":{}}"#, "invalid type"),
         ];
@@ -744,11 +787,139 @@ mod tests {
     }
 
     #[test]
-    fn ids_of_the_wrong_form_are_refused() {
-        for id in ["usr_1", "user_", "user_a#b", "org_1", "user_a b"] {
+    fn ids_that_cannot_be_part_of_a_key_are_refused() {
+        let too_long = format!("user_{}", "a".repeat(MAX_ID_BYTES - 4));
+        for id in [
+            "",
+            "user_a#b",
+            "user_a b",
+            "user_a\u{0}",
+            "user_é",
+            "user_a-b",
+            too_long.as_str(),
+        ] {
             let err = Event::decode(&envelope("user.deleted", json!({"id": id}))).unwrap_err();
-            assert!(matches!(err, DecodeError::InvalidPayload { .. }), "{id}");
+            assert_eq!(
+                err.to_string(),
+                "user.deleted data is not usable: id cannot be part of a key (1 to 128 letters, digits or _)",
+                "{id:?}"
+            );
         }
+        let longest = &too_long[..MAX_ID_BYTES];
+        assert!(Event::decode(&envelope("user.deleted", json!({"id": longest}))).is_ok());
+    }
+
+    #[test]
+    fn ids_without_the_usual_prefix_are_applied_and_noted() {
+        // Clerk's own OpenAPI examples give organizationDomain.updated and .deleted `orgdm_` ids.
+        let event = Event::decode(&envelope(
+            "organizationDomain.updated",
+            json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "organization_id": "org_1"}),
+        ))
+        .unwrap();
+        assert_eq!(event.unexpected_prefixes, ["id"]);
+        let event = Event::decode(&envelope(
+            "organizationDomain.deleted",
+            json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "deleted": true}),
+        ))
+        .unwrap();
+        assert_eq!(event.unexpected_prefixes, ["id"]);
+        let membership = json!({"id": "mem_1", "organization": {"id": "o_1"},
+                                "public_user_data": {"user_id": "user_1"}});
+        let event = Event::decode(&envelope("organizationMembership.created", membership)).unwrap();
+        assert_eq!(event.unexpected_prefixes, ["id", "organization.id"]);
+        // Only what the prefix says is noted: the usual ones note nothing.
+        let event = Event::decode(&envelope("user.created", user_data())).unwrap();
+        assert!(event.unexpected_prefixes.is_empty());
+    }
+
+    #[test]
+    fn fields_that_feed_no_key_version_or_expiry_are_read_leniently() {
+        // Each of these was once refused; none of them is unsafe to store.
+        let mut data = user_data();
+        data["first_name"] = json!(42);
+        data["username"] = json!(["x"]);
+        data["email_addresses"][0] = json!("not an object");
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+            .unwrap()
+            .payload
+        else {
+            panic!("not a user")
+        };
+        assert_eq!(user.primary_email(), Some("Example@Example.org"));
+        let mut data = user_data();
+        data["email_addresses"] = json!("someone@example.org");
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+            .unwrap()
+            .payload
+        else {
+            panic!("not a user")
+        };
+        assert_eq!(user.primary_email(), None);
+
+        let org = json!({"id": "org_1", "slug": 7, "name": null});
+        let Payload::OrganizationUpserted(org) =
+            Event::decode(&envelope("organization.updated", org))
+                .unwrap()
+                .payload
+        else {
+            panic!("not an organization")
+        };
+        assert_eq!(org.slug, None);
+        let membership = json!({"id": "orgmem_1", "organization": {"id": "org_1"},
+                                "public_user_data": {"user_id": "user_1"}});
+        assert!(Event::decode(&envelope("organizationMembership.updated", membership)).is_ok());
+        let role = json!({"id": "role_1", "permissions": "org:x:y"});
+        assert!(Event::decode(&envelope("role.updated", role)).is_ok());
+        let sub = json!({"id": "csub_1", "payer": "cpayer_1"});
+        assert!(Event::decode(&envelope("subscription.updated", sub)).is_ok());
+        // A session's user copy we cannot read is not applied; the session is.
+        let session = json!({"id": "sess_1", "user_id": "user_1", "user": {"first_name": "A"}});
+        let Payload::SessionUpserted(session) =
+            Event::decode(&envelope("session.created", session))
+                .unwrap()
+                .payload
+        else {
+            panic!("not a session")
+        };
+        assert_eq!(session.user, None);
+    }
+
+    #[test]
+    fn versions_and_expiries_stay_strict() {
+        for (event_type, data) in [
+            (
+                "user.updated",
+                json!({"id": "user_1", "updated_at": "yesterday"}),
+            ),
+            (
+                "session.ended",
+                json!({"id": "sess_1", "user_id": "user_1", "expire_at": "soon"}),
+            ),
+            (
+                "invitation.created",
+                json!({"id": "inv_1", "expires_at": true}),
+            ),
+        ] {
+            let err = Event::decode(&envelope(event_type, data)).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid type"),
+                "{event_type}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_envelope_needs_type_timestamp_and_data_only() {
+        let body =
+            br#"{"object":"list","type":"user.deleted","timestamp":1,"data":{"id":"user_1"}}"#;
+        let event = Event::decode(body).unwrap();
+        assert_eq!(
+            event.payload,
+            Payload::UserDeleted(DeletedObject {
+                id: "user_1".into()
+            })
+        );
     }
 
     #[test]
@@ -772,8 +943,7 @@ mod tests {
 
     #[test]
     fn error_messages_never_echo_values() {
-        let data =
-            json!({"id": "user_1", "first_name": "Jane", "email_addresses": "jane@example.org"});
+        let data = json!({"id": "user_1", "first_name": "Jane", "updated_at": "jane@example.org"});
         let err = Event::decode(&envelope("user.created", data))
             .unwrap_err()
             .to_string();

@@ -111,6 +111,8 @@ impl Accepted {
 pub struct Context {
     pub svix_id: Option<String>,
     pub event_type: Option<String>,
+    /// The fields whose id lacks its usual prefix ([`Event::unexpected_prefixes`]).
+    pub unexpected_prefixes: Vec<&'static str>,
 }
 
 /// Shared state, built once at init and borrowed by every request.
@@ -199,6 +201,16 @@ impl Handler {
         self.emit_metrics(&result, &context, duration_ms, now);
         let svix_id = context.svix_id.as_deref().unwrap_or("-");
         let event_type = context.event_type.as_deref().unwrap_or("-");
+        if !context.unexpected_prefixes.is_empty() {
+            // Field names only: the ids themselves are not logged here.
+            let fields = context.unexpected_prefixes.join(",");
+            tracing::warn!(
+                svix_id,
+                r#type = event_type,
+                fields,
+                "ids without the prefix Clerk usually gives them; not refused for it"
+            );
+        }
         match result {
             Ok(accepted) => {
                 tracing::info!(
@@ -268,6 +280,7 @@ impl Handler {
             &metrics::RequestMetrics {
                 family,
                 outcome,
+                unexpected_id_prefixes: context.unexpected_prefixes.len(),
                 duration_ms,
                 timestamp_ms,
             },
@@ -316,6 +329,7 @@ pub fn prepare(
     context.svix_id = Some(svix_id.to_owned());
     let event = Event::decode(body)?;
     context.event_type = Some(event.event_type.clone());
+    context.unexpected_prefixes = event.unexpected_prefixes.clone();
     Ok(plan(
         &event,
         svix_id,

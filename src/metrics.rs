@@ -3,12 +3,16 @@
 //!
 //! Every request counts 1 in exactly one of the outcome metrics and reports its duration,
 //! with one low-cardinality dimension: the event family (`user`, `session`, …), or `none` when
-//! the request was refused before its type was known.
+//! the request was refused before its type was known. `UnexpectedIdPrefix` counts the ids of
+//! the event that lack the prefix Clerk usually gives them (applied all the same).
 
 use serde_json::{json, Map, Value};
 
 /// The CloudWatch namespace when `METRICS_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "ClerkWebhooks";
+
+/// The metric counting ids without their usual prefix (see `event::Event::unexpected_prefixes`).
+pub const UNEXPECTED_ID_PREFIX: &str = "UnexpectedIdPrefix";
 
 /// The outcome metrics, in the order they are declared.
 pub const OUTCOMES: [&str; 6] = [
@@ -27,6 +31,8 @@ pub struct RequestMetrics<'a> {
     pub family: Option<&'a str>,
     /// One of [`OUTCOMES`].
     pub outcome: &'static str,
+    /// How many of the event's ids lack their usual prefix.
+    pub unexpected_id_prefixes: usize,
     pub duration_ms: f64,
     pub timestamp_ms: i64,
 }
@@ -37,6 +43,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
         .iter()
         .map(|name| json!({"Name": name, "Unit": "Count"}))
         .collect();
+    metrics.push(json!({"Name": UNEXPECTED_ID_PREFIX, "Unit": "Count"}));
     metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
     let mut root = Map::new();
     root.insert(
@@ -57,6 +64,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
     for name in OUTCOMES {
         root.insert(name.into(), json!(u8::from(name == m.outcome)));
     }
+    root.insert(UNEXPECTED_ID_PREFIX.into(), json!(m.unexpected_id_prefixes));
     root.insert("DurationMs".into(), json!(m.duration_ms));
     Value::Object(root)
 }
@@ -77,6 +85,7 @@ mod tests {
             &RequestMetrics {
                 family: Some("user"),
                 outcome: "Stale",
+                unexpected_id_prefixes: 2,
                 duration_ms: 3.5,
                 timestamp_ms: 1,
             },
@@ -89,6 +98,7 @@ mod tests {
         assert_eq!(counted, ["Stale"]);
         assert_eq!(line["Family"], json!("user"));
         assert_eq!(line["DurationMs"], json!(3.5));
+        assert_eq!(line[UNEXPECTED_ID_PREFIX], json!(2));
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             json!("NS")
@@ -102,6 +112,7 @@ mod tests {
             &RequestMetrics {
                 family: None,
                 outcome: "Rejected",
+                unexpected_id_prefixes: 0,
                 duration_ms: 0.1,
                 timestamp_ms: 1,
             },

@@ -49,7 +49,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
         .headers_mut()
         .insert("svix-signature", "v1,AAAA".parse().unwrap());
     let mut bad_payload_body: Value = serde_json::from_slice(&body).unwrap();
-    bad_payload_body["data"]["email_addresses"] = json!("ada.lovelace@example.org");
+    bad_payload_body["data"]["updated_at"] = json!("ada.lovelace@example.org");
     let bad_payload = serde_json::to_vec(&bad_payload_body).unwrap();
     let total = requests.len() + 2;
     for request in requests
@@ -142,4 +142,34 @@ async fn a_body_that_is_not_base64_gives_one_refused_line() {
     ] {
         assert!(!text.contains(forbidden), "logged {forbidden:?}: {text}");
     }
+}
+
+/// An id without its usual prefix is applied, and said once: the field, never the id.
+#[tokio::test]
+async fn an_id_without_its_usual_prefix_gives_one_line_naming_the_field() {
+    let (capture, _guard) = Capture::install();
+    let (h, _client, _table) = setup().await;
+    let id = "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S";
+    let body = envelope(
+        "organizationDomain.updated",
+        1_716_883_500_000,
+        json!({"object": "organization_domain", "id": id, "organization_id": "org_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+               "name": "example.org", "enrollment_mode": "manual_invitation",
+               "created_at": 1_716_883_200_000_i64, "updated_at": 1_716_883_500_000_i64}),
+    );
+    assert_eq!(deliver(&h, &body, &msg_id()).await, "applied");
+    let noted: Vec<Value> = capture
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["fields"].is_string())
+        .collect();
+    assert_eq!(noted.len(), 1, "{}", capture.text());
+    assert_eq!(noted[0]["level"], json!("WARN"));
+    assert_eq!(noted[0]["fields"]["fields"], json!("id"));
+    assert_eq!(
+        noted[0]["fields"]["type"],
+        json!("organizationDomain.updated")
+    );
+    assert!(!capture.text().contains(id), "the id itself is not logged");
+    assert_eq!(capture.request_lines().len(), 1);
 }

@@ -16,6 +16,7 @@ fn every_outcome_makes_a_valid_emf_line() {
                 &RequestMetrics {
                     family,
                     outcome,
+                    unexpected_id_prefixes: 1,
                     duration_ms: 12.345,
                     timestamp_ms: 1_795_726_968_463,
                 },
@@ -35,6 +36,7 @@ fn the_checker_rejects_what_cloudwatch_rejects() {
         &RequestMetrics {
             family: Some("user"),
             outcome: "Applied",
+            unexpected_id_prefixes: 0,
             duration_ms: 1.0,
             timestamp_ms: 1,
         },

@@ -185,7 +185,8 @@ fn generated_cases_reach_plans_and_every_kind_of_error() {
         }
     }
     assert!(planned >= 200, "{planned} of 2000 decoded");
-    assert!(payload_errors >= 200, "{payload_errors} payload errors");
+    // Fewer than before issue 11: fields that feed no key, version or expiry no longer refuse.
+    assert!(payload_errors >= 100, "{payload_errors} payload errors");
     assert!(envelope_errors >= 50, "{envelope_errors} envelope errors");
     assert!(prepared >= 100, "{prepared} of 2000 requests prepared");
     assert!(refused >= 100, "{refused} of 2000 requests refused");

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Kind;
 use crate::config::Settings;
-use crate::event::Event;
+use crate::event::{is_key_safe, Event};
 use crate::plan::{plan_backfill, Plan};
 
 /// An object the webhook path would refuse too; the run counts it and goes on.
@@ -21,15 +21,28 @@ pub struct Skip {
     pub reason: String,
 }
 
+/// An object ready to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub plan: Plan,
+    /// As [`Event::unexpected_prefixes`]: copied all the same.
+    pub unexpected_prefixes: Vec<&'static str>,
+}
+
 /// The plan for one object. Its version is the object's `updated_at`: a backfilled copy
 /// never claims to be newer than the state it was read in. An object without one is skipped
 /// rather than versioned by the clock, which would outrank genuine later webhooks.
-pub fn prepare(kind: Kind, object: Value, settings: &Settings, now_ms: i64) -> Result<Plan, Skip> {
+pub fn prepare(
+    kind: Kind,
+    object: Value,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<Prepared, Skip> {
     // Only something shaped like a Clerk id is kept for the log line.
     let id = object
         .get("id")
         .and_then(Value::as_str)
-        .filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .filter(|id| is_key_safe(id))
         .map(str::to_owned);
     let skip = |reason: String| Skip {
         id: id.clone(),
@@ -41,7 +54,10 @@ pub fn prepare(kind: Kind, object: Value, settings: &Settings, now_ms: i64) -> R
         .ok_or_else(|| skip("no numeric updated_at to version it with".into()))?;
     let event =
         Event::from_data(kind.event_type(), updated_at, object).map_err(|e| skip(e.to_string()))?;
-    Ok(plan_backfill(&event, settings, now_ms).expect("the *.created types are synced"))
+    Ok(Prepared {
+        plan: plan_backfill(&event, settings, now_ms).expect("the *.created types are synced"),
+        unexpected_prefixes: event.unexpected_prefixes,
+    })
 }
 
 #[cfg(test)]
@@ -84,7 +100,9 @@ mod tests {
 
     #[test]
     fn a_user_becomes_what_user_created_would_write_versioned_by_updated_at() {
-        let p = prepare(Kind::Users, api_user(), &Settings::default(), NOW).unwrap();
+        let p = prepare(Kind::Users, api_user(), &Settings::default(), NOW)
+            .unwrap()
+            .plan;
         assert_eq!(p.writes.len(), 1, "no event record");
         let Write::Put {
             item,
@@ -119,7 +137,8 @@ mod tests {
             &Settings::default(),
             NOW,
         )
-        .unwrap();
+        .unwrap()
+        .plan;
         assert_eq!(
             p.writes[1..],
             [
@@ -156,5 +175,17 @@ mod tests {
         let skip = prepare(Kind::Users, bad, &Settings::default(), NOW).unwrap_err();
         assert!(!skip.reason.contains("example.org"), "{}", skip.reason);
         assert_eq!(skip.id, None, "not an id: not logged");
+    }
+
+    #[test]
+    fn an_id_without_its_usual_prefix_is_copied_and_noted() {
+        let mut odd = api_membership();
+        odd["organization"]["id"] = json!("o_1");
+        let prepared = prepare(Kind::Memberships, odd, &Settings::default(), NOW).unwrap();
+        assert_eq!(prepared.unexpected_prefixes, ["organization.id"]);
+        assert_eq!(
+            prepared.plan.writes[1],
+            Write::RequireNotDeleted(Key::organization("o_1"))
+        );
     }
 }
