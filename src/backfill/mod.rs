@@ -19,9 +19,10 @@ pub mod objects;
 pub mod options;
 pub mod progress;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -129,6 +130,8 @@ pub struct Backfill {
     settings: Settings,
     options: Options,
     progress: Arc<Progress>,
+    /// The (kind, field) pairs already logged by [`Self::note_unexpected_prefixes`].
+    noted_prefixes: Mutex<HashSet<(Kind, &'static str)>>,
 }
 
 impl Backfill {
@@ -144,6 +147,7 @@ impl Backfill {
             settings: Settings::default(),
             options,
             progress,
+            noted_prefixes: Mutex::default(),
         }
     }
 
@@ -315,7 +319,10 @@ impl Backfill {
             counts.seen += 1;
             counters.seen.fetch_add(1, Ordering::Relaxed);
             let plan = match objects::prepare(kind, object, &self.settings, now) {
-                Ok(plan) => plan,
+                Ok(prepared) => {
+                    self.note_unexpected_prefixes(kind, &prepared.unexpected_prefixes);
+                    prepared.plan
+                }
                 Err(skip) => {
                     counts.skipped += 1;
                     counters.skipped.fetch_add(1, Ordering::Relaxed);
@@ -346,6 +353,25 @@ impl Backfill {
             self.tally(&mut writes, &mut counts).await?;
         }
         Ok(counts)
+    }
+
+    /// One log line per kind and field for a run, not one per object: if Clerk changed a
+    /// prefix, every object of the kind would carry the new one.
+    fn note_unexpected_prefixes(&self, kind: Kind, fields: &[&'static str]) {
+        for &field in fields {
+            let first = self
+                .noted_prefixes
+                .lock()
+                .expect("never poisoned: nothing panics while it is held")
+                .insert((kind, field));
+            if first {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    field,
+                    "ids without the prefix Clerk usually gives them; copied all the same (noted once per run)"
+                );
+            }
+        }
     }
 
     async fn tally(
