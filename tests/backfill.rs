@@ -15,6 +15,7 @@ use clerk_webhooks::clerk_api::{ApiBase, ApiError, ClerkApi, RetryPolicy, Secret
 use clerk_webhooks::store::Store;
 use common::fake_clerk::{
     self, email, org_id, user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGANIZATIONS, USERS,
+    USER_COUNT,
 };
 use common::*;
 use serde_json::{json, Value};
@@ -493,7 +494,9 @@ async fn a_refused_key_stops_at_once_without_retrying() {
         "{err}"
     );
     assert!(!err.to_string().contains("NotTheRightKey"));
-    assert_eq!(fake.seen().len(), 1, "no retries");
+    // The count fails first (and only costs the total), then the first page stops the run.
+    let paths: Vec<String> = fake.seen().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, [USER_COUNT, USERS], "no retries");
     assert!(scan(&client, &table).await.is_empty());
 }
 
@@ -522,4 +525,35 @@ async fn a_dry_run_counts_and_writes_nothing() {
         scan(&client, &table).await.is_empty(),
         "not even a checkpoint"
     );
+}
+
+/// The user count only feeds the progress display: whatever it answers, after the usual
+/// retries, the copy goes on without a total and lands everything (issue 11).
+#[tokio::test]
+async fn a_failing_user_count_costs_the_total_not_the_copy() {
+    for status in [404, 500] {
+        let data = Data::generate(25, 3, 6);
+        let objects = data.users.len() + data.organizations.len() + data.memberships.len();
+        let fake = FakeClerk::start(data).await;
+        // More failures than the client's attempts: the count never succeeds.
+        fake.inject(USER_COUNT, 1, Reply::Status(status), 100);
+        let client = local_client();
+        let table = fresh_table(&client).await;
+        let summary = backfill(&fake, &client, &table, options(&ALL))
+            .await
+            .unwrap_or_else(|e| panic!("count {status}: {e}"));
+        assert!(summary.complete, "count {status}");
+        assert_eq!(summary.written as usize, objects, "count {status}");
+        let counts = list_requests(&fake, USER_COUNT);
+        let expected = if status == 404 {
+            1
+        } else {
+            policy().max_attempts as usize
+        };
+        assert_eq!(
+            counts.len(),
+            expected,
+            "count {status}: 404 is not retried, 500 is"
+        );
+    }
 }

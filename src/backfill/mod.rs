@@ -191,7 +191,7 @@ impl Backfill {
         let mut checkpoint = self.load_checkpoint(kind).await?;
         let started_at = checkpoint.position();
         let total = match kind {
-            Kind::Users => Some(self.api.user_count().await?),
+            Kind::Users => self.user_count().await,
             _ => None,
         };
         tracing::info!(
@@ -264,6 +264,18 @@ impl Backfill {
             seconds: started.elapsed().as_secs_f64(),
             complete,
         })
+    }
+
+    /// The users' total, for the progress bar only: if the count fails (after the client's
+    /// usual retries), the copy goes on without a total.
+    async fn user_count(&self) -> Option<u64> {
+        match self.api.user_count().await {
+            Ok(total) => Some(total),
+            Err(error) => {
+                tracing::warn!(%error, "no user total for the progress display; copying without one");
+                None
+            }
+        }
     }
 
     async fn load_checkpoint(&self, kind: Kind) -> Result<Checkpoint, BackfillError> {

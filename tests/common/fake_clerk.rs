@@ -354,39 +354,40 @@ async fn answer(
     let (body, page) = {
         let data = state.data.lock().unwrap();
         if path == USER_COUNT {
-            record(None, 200);
+            // One "page": faults are injected for page 1.
             let body = json!({"object": "total_count", "total_count": data.users.len()});
-            return (200, String::new(), body.to_string());
-        }
-        let Some(list) = list(&data) else {
-            record(None, 404);
-            return (404, String::new(), error("resource_not_found", "not found"));
-        };
-        let offset: usize = query
-            .get("offset")
-            .and_then(|o| o.parse().ok())
-            .unwrap_or(0);
-        let start = match query.get("starting_after") {
-            Some(cursor) => match list.iter().position(|o| o["id"] == json!(cursor)) {
-                Some(i) => i + 1,
-                None => {
-                    record(None, 422);
-                    return (
-                        422,
-                        String::new(),
-                        error("form_param_value_invalid", "starting_after"),
-                    );
-                }
-            },
-            None => offset,
-        };
-        let page_objects: Vec<Value> = list.iter().skip(start).take(limit).cloned().collect();
-        let body = if path == USERS {
-            Value::Array(page_objects)
+            (body.to_string(), 1)
         } else {
-            json!({"data": page_objects, "total_count": list.len()})
-        };
-        (body.to_string(), start / limit + 1)
+            let Some(list) = list(&data) else {
+                record(None, 404);
+                return (404, String::new(), error("resource_not_found", "not found"));
+            };
+            let offset: usize = query
+                .get("offset")
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0);
+            let start = match query.get("starting_after") {
+                Some(cursor) => match list.iter().position(|o| o["id"] == json!(cursor)) {
+                    Some(i) => i + 1,
+                    None => {
+                        record(None, 422);
+                        return (
+                            422,
+                            String::new(),
+                            error("form_param_value_invalid", "starting_after"),
+                        );
+                    }
+                },
+                None => offset,
+            };
+            let page_objects: Vec<Value> = list.iter().skip(start).take(limit).cloned().collect();
+            let body = if path == USERS {
+                Value::Array(page_objects)
+            } else {
+                json!({"data": page_objects, "total_count": list.len()})
+            };
+            (body.to_string(), start / limit + 1)
+        }
     };
     let fault = {
         let mut faults = state.faults.lock().unwrap();
