@@ -18,8 +18,9 @@ Rules, each line against each:
     email     anything shaped like an address: local@domain.tld
     phone     an E.164 number: + then 7 to 15 digits, not inside a word or a longer number
               (a timezone "+00:00" or an exponent "1e+20" is not one)
-    name      a first_name or last_name of the fixtures (events/*.json) or of the tests'
-              payloads (tests/), as a whole, case-sensitive word
+    name      a first_name or last_name of the fixtures (events/*.json), of Clerk's OpenAPI
+              examples (tests/fixtures/) or of the tests' payloads (tests/), as a whole,
+              case-sensitive word
     body      24 bytes in a row of any fixture body, as stored or re-serialised compactly (the
               two forms the tests send); the fixtures' Clerk ids are long enough to count, and
               the tests reuse them. Event type names, which log lines carry by design, are
@@ -53,6 +54,8 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-
 PHONE = re.compile(r"(?<![\w+.])\+[1-9]\d{6,14}(?!\d)")
 WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]{8,}={0,2})")
 NAME_FIELD = re.compile(r'"(?:first_name|last_name)":\s*"([^"]+)"')
+# The same fields in the YAML of Clerk's OpenAPI examples: `first_name: John`
+YAML_NAME = re.compile(r"^\s*(?:first_name|last_name): ([A-Z][A-Za-z]+)\s*$", re.M)
 # tests/common's user(id, updated_at, last_name) payload helper
 USER_CALL = re.compile(r'\buser\(\s*[^(),]+,\s*[^(),]+,\s*"([^"]+)"\s*\)')
 # The chaos history's name lists: const FIRST_NAMES: &[&str] = &["Ada", ...];
@@ -97,6 +100,9 @@ class Rules:
             for body in (raw, compact):
                 for i in range(len(body) - WINDOW + 1):
                     self.windows.add(body[i:i + WINDOW])
+        # Clerk's own examples (tests/fixtures/clerk/*.yml), replayed by the conformance test.
+        for path in sorted((ROOT / "tests" / "fixtures").rglob("*.yml")):
+            names.update(YAML_NAME.findall(path.read_text(encoding="utf-8")))
         for path in sorted((ROOT / "tests").rglob("*.rs")):
             text = path.read_text(encoding="utf-8")
             names.update(NAME_FIELD.findall(text))

@@ -2,6 +2,8 @@
 //! Local: sessions, invitations, domains, billing, messages, and the cascades that reach them.
 
 mod common;
+#[path = "catalog_rules/conformance.rs"]
+mod conformance;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::handler::Handler;
