@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test send scan tools ddb-start ddb-stop lint release bench chaos fuzz fuzz-seed
+.PHONY: dev test test-unit send scan tools ddb-start ddb-stop lint release bench chaos fuzz fuzz-seed
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
 
 test: ## The whole test suite (starts DynamoDB Local if needed)
 	scripts/test.sh
+
+test-unit: ## The pure tests only (verifier, decoder, planner, ...): no DynamoDB Local, Java or Node
+	cargo test --lib
 
 send: ## Sign EVENT (default events/user.created.json) and POST it to the local function
 	. scripts/dev.env && cargo run --quiet --bin clerk-webhooks-send -- $(EVENT)
@@ -39,7 +42,7 @@ release: tools ## The Lambda's release build (arm64 where the target is installa
 
 chaos: ## The large chaos run recorded in RELIABILITY.md (CHAOS_EVENTS, CHAOS_FAULT_RATE, CHAOS_SEED)
 	CHAOS_EVENTS=$${CHAOS_EVENTS:-10000} CHAOS_FAULT_RATE=$${CHAOS_FAULT_RATE:-0.05} \
-	  scripts/dynamodb-local.sh run cargo test --test chaos chaos_delivery
+	  scripts/dynamodb-local.sh run cargo test --test it chaos::chaos_delivery
 
 # cargo-fuzz targets (fuzz/, nightly; see RELIABILITY.md). FUZZ_SECS is per target.
 FUZZ_SECS ?= 30

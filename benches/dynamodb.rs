@@ -18,10 +18,10 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::{prepare, Context, Handler};
+use clerk_webhooks::function_url::FunctionUrlRequest;
+use clerk_webhooks::handler::{prepare, Handler, RequestFacts};
 use clerk_webhooks::store::{self, Store};
 use clerk_webhooks::verify::SigningSecret;
-use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -70,31 +70,33 @@ fn user_created(n: usize) -> Value {
     event
 }
 
-fn signed(event: &Value, svix_id: &str) -> Request {
-    let body = serde_json::to_vec(event).unwrap();
+/// The function-URL event Lambda would hand over for `event`, signed now.
+fn signed(event: &Value, svix_id: &str) -> FunctionUrlRequest {
+    let body = event.to_string();
     let ts = now_secs();
     let signature = SigningSecret::parse(SECRET)
         .unwrap()
-        .sign(svix_id, ts, &body);
-    lambda_http::http::Request::builder()
-        .method("POST")
-        .header("content-type", "application/json")
-        .header("svix-id", svix_id)
-        .header("svix-timestamp", ts.to_string())
-        .header("svix-signature", signature)
-        .body(Body::from(body))
-        .unwrap()
+        .sign(svix_id, ts, body.as_bytes());
+    serde_json::from_value(json!({
+        "headers": {"content-type": "application/json", "svix-id": svix_id,
+                    "svix-timestamp": ts.to_string(), "svix-signature": signature},
+        "requestContext": {"http": {"method": "POST"}},
+        "body": body, "isBase64Encoded": false
+    }))
+    .unwrap()
 }
 
-/// The floor: the items our planner makes for `request`, sent directly as one
+/// The floor: the items our planner makes for `event`, sent directly as one
 /// `TransactWriteItems`. Returns how long the DynamoDB call alone took.
 async fn send_floor(
     client: &Client,
     store: &Store,
     config: &Config,
-    request: &Request,
+    event: FunctionUrlRequest,
 ) -> Duration {
-    let plan = prepare(config, request, SystemTime::now(), &mut Context::default())
+    let request = event.into_request().unwrap();
+    let facts = &mut RequestFacts::default();
+    let plan = prepare(config, &request, SystemTime::now(), facts)
         .unwrap()
         .expect("a synced type");
     let items = store.transact_items(&plan.writes).unwrap();
@@ -123,12 +125,13 @@ fn summary(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
     (median, p99)
 }
 
-async fn status_of(handler: &Handler, request: Request) -> String {
-    let response = handler.handle(request).await;
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+async fn status_of(handler: &Handler, event: FunctionUrlRequest) -> String {
+    let response = handler.invoke(event).await;
+    let body = response.body.expect("every answer has a body");
+    let body: Value = serde_json::from_slice(body.as_ref()).unwrap();
     format!(
         "{} {}",
-        response.status().as_u16(),
+        response.status_code,
         body["status"].as_str().unwrap_or("?")
     )
 }
@@ -174,13 +177,13 @@ async fn main() {
     for n in 0..warm_up + events {
         // The floor: the items our planner would send for another fresh user, sent directly.
         let floor_request = signed(&user_created(2 * n), &format!("msg_floor{n}"));
-        let floor = send_floor(&client, &store, &config, &floor_request).await;
+        let floor = send_floor(&client, &store, &config, floor_request).await;
 
         let request = signed(&user_created(2 * n + 1), &format!("msg_handler{n}"));
         let started = Instant::now();
-        let response = handler.handle(request).await;
+        let response = handler.invoke(request).await;
         let took = started.elapsed();
-        assert_eq!(response.status(), 200);
+        assert_eq!(response.status_code, 200);
         if n >= warm_up {
             floor_times.push(floor);
             handler_times.push(took);
@@ -256,9 +259,9 @@ async fn main() {
             for i in 0..per_task {
                 let n = 5_000_000 + t * per_task + i;
                 let response = handler
-                    .handle(signed(&user_created(n), &format!("msg_tp{n}")))
+                    .invoke(signed(&user_created(n), &format!("msg_tp{n}")))
                     .await;
-                assert_eq!(response.status(), 200);
+                assert_eq!(response.status_code, 200);
             }
         });
     }
@@ -272,7 +275,7 @@ async fn main() {
             for i in 0..per_task {
                 let n = 7_000_000 + t * per_task + i;
                 let request = signed(&user_created(n), &format!("msg_tpf{n}"));
-                send_floor(&client, &store, &config, &request).await;
+                send_floor(&client, &store, &config, request).await;
             }
         });
     }
@@ -285,11 +288,12 @@ async fn main() {
 
     // 4. Write capacity of one realistic user.created, as DynamoDB reports it.
     let request = signed(&user_created(9_500_000), "msg_capacity");
+    let request = request.into_request().unwrap();
     let plan = prepare(
         &config,
         &request,
         SystemTime::now(),
-        &mut Context::default(),
+        &mut RequestFacts::default(),
     )
     .unwrap()
     .unwrap();

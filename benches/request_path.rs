@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::time::SystemTime;
 
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::{prepare, Context, FunctionUrlRequest};
+use clerk_webhooks::function_url::FunctionUrlRequest;
+use clerk_webhooks::handler::{prepare, RequestFacts};
 use clerk_webhooks::verify::SigningSecret;
 use criterion::{criterion_group, criterion_main, Criterion};
 use hmac::{Hmac, KeyInit, Mac};
@@ -72,7 +73,7 @@ fn request_path(c: &mut Criterion) {
             b.iter(|| {
                 let event: FunctionUrlRequest = serde_json::from_str(black_box(&event)).unwrap();
                 let request = event.into_request().unwrap();
-                let plan = prepare(&config, &request, now, &mut Context::default()).unwrap();
+                let plan = prepare(&config, &request, now, &mut RequestFacts::default()).unwrap();
                 black_box(plan.expect("a synced type"))
             })
         });

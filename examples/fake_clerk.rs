@@ -1,4 +1,4 @@
-//! Serves the test suite's fake Clerk Backend API (tests/common/fake_clerk.rs) on loopback,
+//! Serves the test suite's fake Clerk Backend API (tests/it/helpers/fake_clerk.rs) on loopback,
 //! for trying `clerk-webhooks-backfill` by hand and for `bench/backfill.sh`. Loopback only;
 //! never talks to Clerk.
 //!
@@ -8,9 +8,9 @@
 //! It prints `CLERK_API_URL=… CLERK_SECRET_KEY=…` (a fake key) for the backfill, then serves until
 //! killed.
 
-#[path = "../tests/common/fake_clerk.rs"]
+#[path = "../tests/it/helpers/fake_clerk.rs"]
 mod fake_clerk;
-#[path = "../tests/common/http.rs"]
+#[path = "../tests/it/helpers/http.rs"]
 mod http;
 
 use fake_clerk::{Data, FakeClerk, KEY};

@@ -4,9 +4,9 @@
 # fuzzer has added to a corpus is kept.
 #
 # Each target reads a few bytes of choices before the body (`run_*` in
-# tests/properties/invariants.rs); all-zero choices mean the plain case (a correctly signed
+# tests/it/properties/invariants.rs); all-zero choices mean the plain case (a correctly signed
 # POST, no mutation, 1-day TTLs), so a seed is a run of zero bytes and then a fixture. The
-# prefix lengths below are checked by tests/properties.rs (seed_prefixes_give_the_plain_case).
+# prefix lengths below are checked by tests/it/properties.rs (seed_prefixes_give_the_plain_case).
 set -euo pipefail
 export LC_ALL=C # the fixtures in byte order, as the targets load them
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -6,9 +6,9 @@
 DIR is what scripts/test.sh collected while `cargo test` ran:
 
     <test binary>-<pid>.jsonl  each test process's log lines: the production filter at TRACE,
-                               JSON (tests/common/logs.rs)
+                               JSON (tests/it/helpers/logs.rs)
     e2e-*.log                  the real binary under `cargo lambda watch`, at TRACE, with
-                               cargo lambda's own output (tests/e2e_cargo_lambda.rs)
+                               cargo lambda's own output (tests/it/e2e_cargo_lambda.rs)
     cargo-test.log             cargo test's stdout and stderr, child processes included
 
 Rules, each line against each:
@@ -32,7 +32,7 @@ logged by the library's own unit tests: none of them installs a subscriber.
 
 Before reading DIR it checks itself: a line planted for each rule must be caught and the
 realistic clean lines must pass. Unless --partial (a filtered `cargo test`), DIR must also
-hold the lines of every test binary that drives the handler, and the end-to-end log.
+hold a request line from every test module that drives the handler, and the end-to-end log.
 
 Exit status: 0 clean; 1 a leak (one line per finding: file, line number, rule and a masked
 value, never the value in full); 2 the capture is incomplete; 3 the self-check failed.
@@ -56,12 +56,18 @@ WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]{8,}={0,2})")
 NAME_FIELD = re.compile(r'"(?:first_name|last_name)":\s*"([^"]+)"')
 # The same fields in the YAML of Clerk's OpenAPI examples: `first_name: John`
 YAML_NAME = re.compile(r"^\s*(?:first_name|last_name): ([A-Z][A-Za-z]+)\s*$", re.M)
-# tests/common's user(id, updated_at, last_name) payload helper
+# tests/it/helpers' user(id, updated_at, last_name) payload helper
 USER_CALL = re.compile(r'\buser\(\s*[^(),]+,\s*[^(),]+,\s*"([^"]+)"\s*\)')
 # The chaos history's name lists: const FIRST_NAMES: &[&str] = &["Ada", ...];
 NAME_LIST = re.compile(r"(?:FIRST|LAST)_NAMES: &\[&str\] = &\[([^\]]*)\]")
-# Test binaries that send requests through the handler, so must have logged.
-DRIVES_HANDLER = re.compile(r"\bsetup\(\)|\bhandler_for\(|\bHandler::new\(")
+# Test modules (tests/it/<module>.rs) that send requests through the handler, so must have
+# logged a request line from one of their tests' threads (libtest names them `<module>::...`).
+DRIVES_HANDLER = re.compile(
+    r"\bapp\.(?:send|send_at|send_event|deliver|apply)\(|\b(?:send|send_at|send_event|send_event_at|deliver)\(\s*&"
+)
+
+
+THREAD = re.compile(r'"threadName":"([a-z_0-9]+)::')
 
 
 def mask(value):
@@ -190,10 +196,10 @@ def self_check(rules):
     return failures
 
 
-def expected_binaries():
+def expected_modules():
     out = []
-    for path in sorted((ROOT / "tests").glob("*.rs")):
-        if DRIVES_HANDLER.search(path.read_text(encoding="utf-8")):
+    for path in sorted((ROOT / "tests" / "it").glob("*.rs")):
+        if path.stem != "main" and DRIVES_HANDLER.search(path.read_text(encoding="utf-8")):
             out.append(path.stem)
     return out
 
@@ -216,15 +222,17 @@ def main(argv):
     files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
     incomplete = []
     if not partial:
-        logged = {}
+        logged = set()
         for p in files:
             if p.suffix == ".jsonl":
-                binary = p.stem.rsplit("-", 1)[0]
-                text = p.read_text(encoding="utf-8", errors="replace")
-                logged[binary] = logged.get(binary, 0) + text.count('"message":"webhook ')
-        for binary in expected_binaries():
-            if logged.get(binary, 0) == 0:
-                incomplete.append("no request line from the %s test binary" % binary)
+                for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+                    if '"message":"webhook ' in line:
+                        thread = THREAD.search(line)
+                        if thread:
+                            logged.add(thread.group(1))
+        for module in expected_modules():
+            if module not in logged:
+                incomplete.append("no request line from the tests of tests/it/%s.rs" % module)
         e2e = [p for p in files if p.name.startswith("e2e-")]
         if not any("webhook accepted" in p.read_text(errors="replace") for p in e2e):
             incomplete.append("no request line from the end-to-end test's function")

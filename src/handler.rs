@@ -4,18 +4,16 @@
 //! Every status code is chosen in one place, [`Rejection::status`], for what it makes Svix do:
 //! 2xx = never send this again; anything else = retry later.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use lambda_http::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{Config, ConfigError};
 use crate::event::{self, DecodeError, Event};
+use crate::function_url::{self, EventError, FunctionUrlRequest};
 use crate::metrics;
 use crate::plan::{plan, Plan};
 use crate::store::{Outcome, Store, StoreError};
@@ -108,7 +106,7 @@ impl Accepted {
 
 /// What a verified request was about, for the log line and the metrics.
 #[derive(Debug, Default)]
-pub struct Context {
+pub struct RequestFacts {
     pub svix_id: Option<String>,
     pub event_type: Option<String>,
     /// The fields whose id lacks its usual prefix ([`Event::unexpected_prefixes`]).
@@ -154,36 +152,21 @@ impl Handler {
     }
 
     /// What `main` runs for every invocation: the function-URL event in, the function-URL
-    /// response out.
+    /// response out. A malformed event is refused like any other bad request: one log line,
+    /// one metric, a JSON answer.
     pub async fn invoke(&self, event: FunctionUrlRequest) -> ApiGatewayV2httpResponse {
-        function_url_response(self.handle_event(event).await)
+        self.invoke_at(event, SystemTime::now()).await
     }
 
-    /// Converts the event to a request (a malformed one is refused like any other bad
-    /// request: one log line, one metric, a JSON answer), then handles it.
-    pub async fn handle_event(&self, event: FunctionUrlRequest) -> Response<Body> {
-        self.handle_event_at(event, SystemTime::now()).await
-    }
-
-    /// As [`Handler::handle_event`], with the clock passed in.
-    pub async fn handle_event_at(
+    /// As [`Handler::invoke`], with the clock passed in (tests and benchmarks).
+    pub async fn invoke_at(
         &self,
         event: FunctionUrlRequest,
         now: SystemTime,
-    ) -> Response<Body> {
+    ) -> ApiGatewayV2httpResponse {
         let started = Instant::now();
         let request = event.into_request().map_err(Rejection::from);
-        self.respond(started, request, now).await
-    }
-
-    /// Handles a request that is already an HTTP request (tests and benchmarks).
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        self.handle_at(request, SystemTime::now()).await
-    }
-
-    /// As [`Handler::handle`], with the clock passed in.
-    pub async fn handle_at(&self, request: Request, now: SystemTime) -> Response<Body> {
-        self.respond(Instant::now(), Ok(request), now).await
+        function_url::response(self.respond(started, request, now).await)
     }
 
     async fn respond(
@@ -192,18 +175,18 @@ impl Handler {
         request: Result<Request, Rejection>,
         now: SystemTime,
     ) -> Response<Body> {
-        let mut context = Context::default();
+        let mut facts = RequestFacts::default();
         let result = match request {
-            Ok(request) => self.process(&request, now, &mut context).await,
+            Ok(request) => self.process(&request, now, &mut facts).await,
             Err(rejection) => Err(rejection),
         };
         let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
-        self.emit_metrics(&result, &context, duration_ms, now);
-        let svix_id = context.svix_id.as_deref().unwrap_or("-");
-        let event_type = context.event_type.as_deref().unwrap_or("-");
-        if !context.unexpected_prefixes.is_empty() {
+        self.emit_metrics(&result, &facts, duration_ms, now);
+        let svix_id = facts.svix_id.as_deref().unwrap_or("-");
+        let event_type = facts.event_type.as_deref().unwrap_or("-");
+        if !facts.unexpected_prefixes.is_empty() {
             // Field names only: the ids themselves are not logged here.
-            let fields = context.unexpected_prefixes.join(",");
+            let fields = facts.unexpected_prefixes.join(",");
             tracing::warn!(
                 svix_id,
                 r#type = event_type,
@@ -253,7 +236,7 @@ impl Handler {
     fn emit_metrics(
         &self,
         result: &Result<Accepted, Rejection>,
-        context: &Context,
+        facts: &RequestFacts,
         duration_ms: f64,
         now: SystemTime,
     ) {
@@ -274,13 +257,13 @@ impl Handler {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as i64;
-        let family = context.event_type.as_deref().map(event::family);
+        let family = facts.event_type.as_deref().map(event::family);
         metrics::emit(
             namespace,
             &metrics::RequestMetrics {
                 family,
                 outcome,
-                unexpected_id_prefixes: context.unexpected_prefixes.len(),
+                unexpected_id_prefixes: facts.unexpected_prefixes.len(),
                 duration_ms,
                 timestamp_ms,
             },
@@ -291,10 +274,10 @@ impl Handler {
         &self,
         request: &Request,
         now: SystemTime,
-        context: &mut Context,
+        facts: &mut RequestFacts,
     ) -> Result<Accepted, Rejection> {
         let (config, store) = self.ready.as_ref().map_err(|e| e.clone())?;
-        let Some(plan) = prepare(config, request, now, context)? else {
+        let Some(plan) = prepare(config, request, now, facts)? else {
             return Ok(Accepted::Ignored);
         };
         let outcome = tokio::time::timeout(STORE_BUDGET, store.apply(&plan))
@@ -310,7 +293,7 @@ pub fn prepare(
     config: &Config,
     request: &Request,
     now: SystemTime,
-    context: &mut Context,
+    facts: &mut RequestFacts,
 ) -> Result<Option<Plan>, Rejection> {
     if request.method() != Method::POST {
         return Err(Rejection::MethodNotAllowed(request.method().to_string()));
@@ -326,111 +309,16 @@ pub fn prepare(
         .verifier
         .verify(&headers, body, now.as_secs() as i64)?;
     // Only a verified id is logged: before that it is anyone's input.
-    context.svix_id = Some(svix_id.to_owned());
+    facts.svix_id = Some(svix_id.to_owned());
     let event = Event::decode(body)?;
-    context.event_type = Some(event.event_type.clone());
-    context.unexpected_prefixes = event.unexpected_prefixes.clone();
+    facts.event_type = Some(event.event_type.clone());
+    facts.unexpected_prefixes = event.unexpected_prefixes.clone();
     Ok(plan(
         &event,
         svix_id,
         &config.settings,
         now.as_millis() as i64,
     ))
-}
-
-/// The part of a function-URL event (payload format 2.0) the handler reads: the method, the
-/// headers and the body. URI, query, cookies and the request context are not carried over.
-///
-/// This conversion is ours, not lambda_http's, because lambda_http's cannot fail: it panics
-/// on a body marked `isBase64Encoded` that is not base64 (an `expect` in aws_lambda_events'
-/// `Body::from_maybe_encoded`) and on a host, `x-forwarded-proto` or query string that does
-/// not make a valid URI (`unwrap`s while it builds the URI); a header or a method that HTTP
-/// does not allow fails the event's deserialisation before any handler runs. All of these end
-/// as a function error: a 502 to Svix, the `Errors` alarm, and no line of ours. Here every
-/// field is optional and headers are plain strings, so any JSON object deserialises, and every
-/// flaw in what we read becomes a [`Rejection`].
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionUrlRequest {
-    #[serde(default)]
-    pub request_context: FunctionUrlContext,
-    /// Lower-cased names; a repeated header arrives as one comma-separated value.
-    #[serde(default)]
-    pub headers: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub is_base64_encoded: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct FunctionUrlContext {
-    #[serde(default)]
-    pub http: FunctionUrlHttp,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct FunctionUrlHttp {
-    #[serde(default)]
-    pub method: String,
-}
-
-/// A function-URL event that is not a well-formed HTTP request. Messages never quote the
-/// offending value: it is anyone's input.
-#[derive(Debug, thiserror::Error)]
-pub enum EventError {
-    #[error("the body is marked isBase64Encoded but is not valid base64: {0}")]
-    BodyEncoding(base64::DecodeError),
-    #[error("a header name is not a valid HTTP header name")]
-    HeaderName,
-    #[error("header {0} has a value that HTTP does not allow")]
-    HeaderValue(HeaderName),
-    #[error("the method is not a valid HTTP method; webhooks are POSTed")]
-    Method,
-}
-
-impl FunctionUrlRequest {
-    /// The HTTP request this event describes, or why it describes none.
-    pub fn into_request(self) -> Result<Request, EventError> {
-        let method = Method::from_bytes(self.request_context.http.method.as_bytes())
-            .map_err(|_| EventError::Method)?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in self.headers.unwrap_or_default() {
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| EventError::HeaderName)?;
-            let value =
-                HeaderValue::from_str(&value).map_err(|_| EventError::HeaderValue(name.clone()))?;
-            headers.append(name, value);
-        }
-        let body = match self.body {
-            None => Body::Empty,
-            Some(body) if self.is_base64_encoded => Body::Binary(
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .map_err(EventError::BodyEncoding)?,
-            ),
-            Some(body) => Body::Text(body),
-        };
-        let mut request = Request::new(body);
-        *request.method_mut() = method;
-        *request.headers_mut() = headers;
-        Ok(request)
-    }
-}
-
-/// The function-URL (payload format 2.0) response for `response`, as lambda_http builds it.
-pub fn function_url_response(response: Response<Body>) -> ApiGatewayV2httpResponse {
-    let (parts, body) = response.into_parts();
-    let mut out = ApiGatewayV2httpResponse::default();
-    out.status_code = i64::from(parts.status.as_u16());
-    out.headers = parts.headers;
-    (out.is_base64_encoded, out.body) = match body {
-        Body::Empty => (false, None),
-        body @ Body::Text(_) => (false, Some(body)),
-        body @ Body::Binary(_) => (true, Some(body)),
-        _ => (false, None),
-    };
-    out
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
@@ -443,44 +331,10 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-
-    /// A function-URL event as Lambda delivers it, with `edit` applied.
-    fn event(edit: impl FnOnce(&mut serde_json::Value)) -> FunctionUrlRequest {
-        let mut event = json!({
-            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
-            "cookies": ["a=b"],
-            "headers": {"content-type": "application/json", "svix-id": "msg_1",
-                        "host": "fn.lambda-url.us-east-1.on.aws"},
-            "requestContext": {"http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.9"}, "requestId": "r", "stage": "$default", "timeEpoch": 0},
-            "body": "eyJhIjoxfQ==", "isBase64Encoded": true
-        });
-        edit(&mut event);
-        serde_json::from_value(event).unwrap()
-    }
-
-    #[test]
-    fn a_function_url_event_becomes_the_request_it_describes() {
-        let request = event(|_| {}).into_request().unwrap();
-        assert_eq!(request.method(), Method::POST);
-        assert_eq!(request.headers()["svix-id"], "msg_1");
-        assert_eq!(request.headers().len(), 3);
-        assert_eq!(request.body().as_ref(), br#"{"a":1}"#);
-
-        let text = event(|e| {
-            e["body"] = json!("plain text");
-            e["isBase64Encoded"] = json!(false);
-        });
-        assert_eq!(text.into_request().unwrap().body().as_ref(), b"plain text");
-        let empty = event(|e| {
-            e.as_object_mut().unwrap().remove("body");
-        });
-        assert!(matches!(empty.into_request().unwrap().body(), Body::Empty));
-        // Any JSON object is an event: what it lacks, the request lacks.
-        let bare: FunctionUrlRequest = serde_json::from_str("{}").unwrap();
-        assert!(matches!(bare.into_request(), Err(EventError::Method)));
-    }
+    use crate::function_url::tests::event;
 
     #[test]
     fn flaws_that_lambda_http_panics_or_fails_on_are_rejections() {
@@ -527,66 +381,5 @@ mod tests {
             err.to_string(),
             "header svix-id has a value that HTTP does not allow"
         );
-    }
-
-    /// Why the conversion above exists: lambda_http's own panics on these events, where ours
-    /// answers (a refusal for the body; the URI parts it does not read at all). If this starts
-    /// failing, lambda_http has changed and its conversion may be worth using again.
-    #[test]
-    fn lambda_http_panics_where_ours_does_not() {
-        type Edit = fn(&mut serde_json::Value);
-        let cases: [(&str, Edit); 4] = [
-            ("a body that is not base64", |e| {
-                e["body"] = json!("not base64!")
-            }),
-            ("a query string that is not a URI", |e| {
-                e["rawQueryString"] = json!("a b")
-            }),
-            ("a host that is not a host name", |e| {
-                e["headers"]["host"] = json!("fn lambda url")
-            }),
-            ("an x-forwarded-proto that is not a scheme", |e| {
-                e["headers"]["x-forwarded-proto"] = json!("ht tp")
-            }),
-        ];
-        for (name, edit) in cases {
-            let mut raw = json!({
-                "version": "2.0", "rawPath": "/", "rawQueryString": "",
-                "headers": {"host": "fn.lambda-url.us-east-1.on.aws"},
-                "requestContext": {"http": {"method": "POST"}, "stage": "$default"},
-                "body": "eyJhIjoxfQ==", "isBase64Encoded": true
-            });
-            edit(&mut raw);
-            let theirs: lambda_http::request::LambdaRequest =
-                serde_json::from_value(raw.clone()).unwrap();
-            let converted =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Request::from(theirs)));
-            assert!(converted.is_err(), "{name}: lambda_http no longer panics");
-            let ours: FunctionUrlRequest = serde_json::from_value(raw).unwrap();
-            let ours = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                ours.into_request().is_ok()
-            }));
-            assert_eq!(
-                ours.ok(),
-                Some(name != "a body that is not base64"),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_response_is_a_function_url_response() {
-        let mut response = json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "x"}));
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        let out = serde_json::to_value(function_url_response(response)).unwrap();
-        assert_eq!(out["statusCode"], json!(405));
-        assert_eq!(out["headers"]["allow"], json!("POST"));
-        assert_eq!(out["headers"]["content-type"], json!("application/json"));
-        assert_eq!(out["body"], json!(r#"{"error":"x"}"#));
-        assert_eq!(out["isBase64Encoded"], json!(false));
-        let empty = function_url_response(Response::new(Body::Empty));
-        assert_eq!((empty.body, empty.status_code), (None, 200));
     }
 }

@@ -1,13 +1,15 @@
 //! clerk-webhooks: verify Clerk webhooks (sent through Svix) and keep a DynamoDB table in step.
 //!
-//! Data flows one way: bytes -> [`verify`] -> [`event`] -> [`plan`] -> [`store`] -> response,
-//! wired together by [`handler`]. Nothing before `store` does I/O.
+//! Data flows one way: function-URL event -> [`function_url`] -> [`verify`] -> [`event`] ->
+//! [`plan`] -> [`store`] -> response, wired together by [`handler`]. Nothing before `store`
+//! does I/O.
 
 pub mod backfill;
 pub mod backoff;
 pub mod clerk_api;
 pub mod config;
 pub mod event;
+pub mod function_url;
 pub mod handler;
 pub mod logging;
 pub mod metrics;

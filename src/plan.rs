@@ -167,7 +167,7 @@ pub fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> Option<
 }
 
 fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> Option<Plan> {
-    let ctx = Context {
+    let ctx = ItemBuilder {
         event,
         source,
         settings,
@@ -284,14 +284,15 @@ fn ttl_from_millis(ms: i64) -> i64 {
     normalize_millis(ms).div_euclid(1000)
 }
 
-struct Context<'a> {
+/// Builds the items of one event: its data, where it came from, the settings and the clock.
+struct ItemBuilder<'a> {
     event: &'a Event,
     source: Source<'a>,
     settings: &'a Settings,
     now_ms: i64,
 }
 
-impl Context<'_> {
+impl ItemBuilder<'_> {
     /// `source` on every live item; `last_svix_id` on what a webhook wrote.
     fn mark_source(&self, item: &mut Item) {
         insert(item, "source", self.source.as_str());

@@ -2,7 +2,7 @@
 //! with the body and carries only key-safe ids; an error never quotes the body.
 #![no_main]
 
-#[path = "../../tests/properties/invariants.rs"]
+#[path = "../../tests/it/properties/invariants.rs"]
 mod invariants;
 
 use libfuzzer_sys::fuzz_target;

@@ -5,7 +5,7 @@
 #![no_main]
 
 mod common;
-#[path = "../../tests/properties/invariants.rs"]
+#[path = "../../tests/it/properties/invariants.rs"]
 mod invariants;
 
 use libfuzzer_sys::fuzz_target;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::common::rng::Rng;
+use crate::helpers::rng::Rng;
 
 /// One Svix message: its id, and the Clerk event it carries.
 pub struct Message {

@@ -1,11 +1,14 @@
-//! The backfill against a fake Clerk Backend API on loopback (tests/common/fake_clerk.rs) and
+//! The backfill against a fake Clerk Backend API on loopback (tests/it/helpers/fake_clerk.rs) and
 //! DynamoDB Local: every object lands, webhooks and tombstones win, a crash resumes where it
 //! stopped, and rate limits, server errors and slow pages are ridden out.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::helpers::fake_clerk::{
+    self, email, org_id, user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGANIZATIONS, USERS,
+    USER_COUNT,
+};
+use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use clerk_webhooks::backfill::options::Options;
@@ -13,11 +16,6 @@ use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, BackfillError, Kind, Summary};
 use clerk_webhooks::clerk_api::{ApiBase, ApiError, ClerkApi, RetryPolicy, SecretKey};
 use clerk_webhooks::store::Store;
-use common::fake_clerk::{
-    self, email, org_id, user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGANIZATIONS, USERS,
-    USER_COUNT,
-};
-use common::*;
 use serde_json::{json, Value};
 
 /// Short back-off, so failures cost milliseconds; 5 s is far above a loopback answer even on
@@ -103,10 +101,9 @@ fn list_requests(fake: &FakeClerk, path: &str) -> Vec<fake_clerk::Seen> {
 async fn a_three_page_backfill_lands_every_object_once() {
     // 25 users, 12 organizations and 24 memberships in pages of 10: 3, 2 and 3 pages.
     let fake = FakeClerk::start(Data::generate(25, 12, 2)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
 
-    let summary = backfill(&fake, &client, &table, options(&ALL))
+    let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
         .await
         .unwrap();
     assert!(summary.complete, "{summary}");
@@ -115,7 +112,7 @@ async fn a_three_page_backfill_lands_every_object_once() {
     assert_eq!(counts(&summary, Kind::Memberships), (24, 24, 0, 0, 3));
     assert_eq!(summary.written, 61);
 
-    let items = scan(&client, &table).await;
+    let items = app.scan().await;
     assert_eq!(entities(&items, "user").len(), 25);
     assert_eq!(entities(&items, "organization").len(), 12);
     assert_eq!(entities(&items, "membership").len(), 24);
@@ -135,23 +132,19 @@ async fn a_three_page_backfill_lands_every_object_once() {
         );
     }
     // The same item a user.created webhook makes: found by email, primary email first-class.
-    let found = by_gsi1(
-        &client,
-        &table,
-        &format!("EMAIL#{}", email(7).to_lowercase()),
-    )
-    .await;
+    let found = app
+        .by_gsi1(&format!("EMAIL#{}", email(7).to_lowercase()))
+        .await;
     assert_eq!(found.len(), 1);
     assert_eq!(s(&found[0], "pk"), format!("USER#{}", user_id(7)));
     assert_eq!(s(&found[0], "email"), email(7));
-    let member = get(
-        &client,
-        &table,
-        &format!("ORG#{}", org_id(3)),
-        &format!("MEMBER#{}", user_id(6)),
-    )
-    .await
-    .expect("org 3's first member is user 6");
+    let member = app
+        .get(
+            &format!("ORG#{}", org_id(3)),
+            &format!("MEMBER#{}", user_id(6)),
+        )
+        .await
+        .expect("org 3's first member is user 6");
     assert_eq!(s(&member, "role"), "org:member");
 
     // Users are paged with the cursor, oldest first; the others with offsets.
@@ -179,18 +172,16 @@ async fn a_three_page_backfill_lands_every_object_once() {
     );
 
     // The checkpoints say where each list ended.
-    let users_cp = get(&client, &table, "BACKFILL", "users").await.unwrap();
+    let users_cp = app.get("BACKFILL", "users").await.unwrap();
     assert_eq!(s(&users_cp, "cursor"), user_id(24));
     assert_eq!(users_cp.get("complete"), Some(&AttributeValue::Bool(true)));
     assert_eq!((n(&users_cp, "pages"), n(&users_cp, "written")), (3, 25));
-    let members_cp = get(&client, &table, "BACKFILL", "memberships")
-        .await
-        .unwrap();
+    let members_cp = app.get("BACKFILL", "memberships").await.unwrap();
     assert_eq!(n(&members_cp, "offset"), 24);
 
     // Running it again continues from the end: nothing new, nothing rewritten.
-    let before = entity_items(&client, &table).await;
-    let again = backfill(&fake, &client, &table, options(&ALL))
+    let before = entity_items(&app.client, &app.table).await;
+    let again = backfill(&fake, &app.client, &app.table, options(&ALL))
         .await
         .unwrap();
     assert_eq!(again.written, 0);
@@ -199,13 +190,13 @@ async fn a_three_page_backfill_lands_every_object_once() {
         format!("after {}", user_id(24))
     );
     assert_eq!(kind(&again, Kind::Organizations).started_at, "offset 12");
-    assert_eq!(entity_items(&client, &table).await, before);
+    assert_eq!(entity_items(&app.client, &app.table).await, before);
 
     // --restart reads everything again: every copy is stale, the table is unchanged.
     let restart = backfill(
         &fake,
-        &client,
-        &table,
+        &app.client,
+        &app.table,
         Options {
             restart: true,
             ..options(&ALL)
@@ -215,14 +206,14 @@ async fn a_three_page_backfill_lands_every_object_once() {
     .unwrap();
     assert_eq!(counts(&restart, Kind::Users), (25, 0, 25, 0, 3));
     assert_eq!(counts(&restart, Kind::Memberships), (24, 0, 24, 0, 3));
-    assert_eq!(entity_items(&client, &table).await, before);
+    assert_eq!(entity_items(&app.client, &app.table).await, before);
 }
 
 #[tokio::test]
 async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     // org 0: users 0, 1; org 1: users 2, 3; org 2: users 4, 5.
     let data = Data::generate(6, 3, 2);
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let updated = |v: &Value| v["updated_at"].as_i64().unwrap();
 
     // Before the backfill, webhooks have already written:
@@ -231,30 +222,31 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     newer["updated_at"] = json!(updated(&newer) + 10_000);
     newer["last_name"] = json!("Byron");
     assert_eq!(
-        apply(&h, "user.updated", updated(&newer), newer.clone()).await,
+        app.apply("user.updated", updated(&newer), newer.clone())
+            .await,
         "applied"
     );
     // user 1 and organization 2, deleted after the page was read (the page still lists them);
     let deleted_at = updated(&data.users[1]) + 20_000;
     let user_1 = json!({"object": "user", "id": user_id(1), "deleted": true});
     assert_eq!(
-        apply(&h, "user.deleted", deleted_at, user_1).await,
+        app.apply("user.deleted", deleted_at, user_1).await,
         "applied"
     );
     let org_2 = json!({"object": "organization", "id": org_id(2), "deleted": true});
     assert_eq!(
-        apply(&h, "organization.deleted", deleted_at, org_2).await,
+        app.apply("organization.deleted", deleted_at, org_2).await,
         "applied"
     );
     // user 2, at exactly the version the backfill will read.
     let same = data.users[2].clone();
     assert_eq!(
-        apply(&h, "user.created", updated(&same), same).await,
+        app.apply("user.created", updated(&same), same).await,
         "applied"
     );
 
     let fake = FakeClerk::start(data.clone()).await;
-    let summary = backfill(&fake, &client, &table, options(&ALL))
+    let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
         .await
         .unwrap();
     assert_eq!(counts(&summary, Kind::Users), (6, 3, 3, 0, 1));
@@ -263,9 +255,9 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     assert_eq!(counts(&summary, Kind::Memberships), (6, 3, 3, 0, 1));
 
     let user = |i: usize| {
-        let (client, table) = (client.clone(), table.clone());
+        let app = &app;
         async move {
-            get(&client, &table, &format!("USER#{}", user_id(i)), "PROFILE")
+            app.get(&format!("USER#{}", user_id(i)), "PROFILE")
                 .await
                 .unwrap()
         }
@@ -281,19 +273,21 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     );
     assert_eq!(s(&user(2).await, "source"), "webhook", "a tie is stale");
     assert_eq!(s(&user(3).await, "source"), "backfill");
-    let org_2 = get(&client, &table, &format!("ORG#{}", org_id(2)), "PROFILE")
+    let org_2 = app
+        .get(&format!("ORG#{}", org_id(2)), "PROFILE")
         .await
         .unwrap();
     assert_eq!(org_2.get("deleted"), Some(&AttributeValue::Bool(true)));
-    assert!(
-        partition(&client, &table, &format!("ORG#{}", org_id(2)), "MEMBER#")
-            .await
-            .is_empty()
-    );
-    let org_0_members = partition(&client, &table, &format!("ORG#{}", org_id(0)), "MEMBER#").await;
+    assert!(app
+        .partition(&format!("ORG#{}", org_id(2)), "MEMBER#")
+        .await
+        .is_empty());
+    let org_0_members = app
+        .partition(&format!("ORG#{}", org_id(0)), "MEMBER#")
+        .await;
     assert_eq!(org_0_members.len(), 1, "only user 0's: user 1 is deleted");
     assert_eq!(
-        entities(&scan(&client, &table).await, "event").len(),
+        entities(&app.scan().await, "event").len(),
         4,
         "the four webhooks' records, none for the backfill"
     );
@@ -303,7 +297,7 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     later["updated_at"] = json!(updated(&later) + 60_000);
     later["first_name"] = json!("Augusta");
     assert_eq!(
-        apply(&h, "user.updated", updated(&later), later).await,
+        app.apply("user.updated", updated(&later), later).await,
         "applied"
     );
     let user_3 = user(3).await;
@@ -318,13 +312,14 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     role["updated_at"] = json!(updated(&role) + 60_000);
     role["role"] = json!("org:admin");
     assert_eq!(
-        apply(&h, "organizationMembership.updated", updated(&role), role).await,
+        app.apply("organizationMembership.updated", updated(&role), role)
+            .await,
         "applied"
     );
     // …and a replay of the version the copy holds is stale, as for any item.
     let replay = data.users[4].clone();
     assert_eq!(
-        apply(&h, "user.created", updated(&replay), replay).await,
+        app.apply("user.created", updated(&replay), replay).await,
         "stale"
     );
 }
@@ -332,13 +327,12 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
 #[tokio::test]
 async fn a_crash_after_page_two_resumes_at_page_three() {
     let fake = FakeClerk::start(Data::generate(25, 0, 0)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     // Page 3 never answers: the process is killed while waiting for it.
     fake.inject(USERS, 3, Reply::Hang, 1);
     let run = tokio::spawn({
         let api = api(&fake, KEY, policy());
-        let store = Store::new(client.clone(), &table);
+        let store = Store::new(app.client.clone(), &app.table);
         let options = Options {
             retry: RetryPolicy {
                 request_timeout: Duration::from_secs(60),
@@ -350,7 +344,7 @@ async fn a_crash_after_page_two_resumes_at_page_three() {
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let checkpoint = get(&client, &table, "BACKFILL", "users").await;
+        let checkpoint = app.get("BACKFILL", "users").await;
         if checkpoint.is_some_and(|c| n(&c, "pages") == 2) {
             break;
         }
@@ -362,11 +356,11 @@ async fn a_crash_after_page_two_resumes_at_page_three() {
     assert!(list_requests(&fake, USERS)
         .iter()
         .any(|r| r.page == Some(3)));
-    assert_eq!(entities(&scan(&client, &table).await, "user").len(), 20);
+    assert_eq!(entities(&app.scan().await, "user").len(), 20);
 
     fake.clear_faults();
     fake.forget_seen();
-    let summary = backfill(&fake, &client, &table, options(&[Kind::Users]))
+    let summary = backfill(&fake, &app.client, &app.table, options(&[Kind::Users]))
         .await
         .unwrap();
     let users = kind(&summary, Kind::Users);
@@ -376,20 +370,24 @@ async fn a_crash_after_page_two_resumes_at_page_three() {
     assert_eq!(requests.len(), 1, "pages 1 and 2 are not read again");
     assert_eq!(requests[0].page, Some(3));
     assert_eq!(requests[0].query["starting_after"], user_id(19));
-    assert_eq!(entities(&scan(&client, &table).await, "user").len(), 25);
-    let checkpoint = get(&client, &table, "BACKFILL", "users").await.unwrap();
+    assert_eq!(entities(&app.scan().await, "user").len(), 25);
+    let checkpoint = app.get("BACKFILL", "users").await.unwrap();
     assert_eq!((n(&checkpoint, "pages"), n(&checkpoint, "seen")), (3, 25));
 }
 
 #[tokio::test]
 async fn a_run_that_gives_up_resumes_organizations_at_the_failed_page() {
     let fake = FakeClerk::start(Data::generate(0, 25, 0)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     fake.inject(ORGANIZATIONS, 2, Reply::Status(500), 100);
-    let err = backfill(&fake, &client, &table, options(&[Kind::Organizations]))
-        .await
-        .unwrap_err();
+    let err = backfill(
+        &fake,
+        &app.client,
+        &app.table,
+        options(&[Kind::Organizations]),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -401,31 +399,30 @@ async fn a_run_that_gives_up_resumes_organizations_at_the_failed_page() {
         err.to_string(),
         "GET /v1/organizations still failing after 4 attempts: answered 500"
     );
-    let checkpoint = get(&client, &table, "BACKFILL", "organizations")
-        .await
-        .unwrap();
+    let checkpoint = app.get("BACKFILL", "organizations").await.unwrap();
     assert_eq!(n(&checkpoint, "offset"), 10);
 
     fake.clear_faults();
-    let summary = backfill(&fake, &client, &table, options(&[Kind::Organizations]))
-        .await
-        .unwrap();
+    let summary = backfill(
+        &fake,
+        &app.client,
+        &app.table,
+        options(&[Kind::Organizations]),
+    )
+    .await
+    .unwrap();
     assert_eq!(kind(&summary, Kind::Organizations).started_at, "offset 10");
     assert_eq!(counts(&summary, Kind::Organizations), (15, 15, 0, 0, 2));
-    assert_eq!(
-        entities(&scan(&client, &table).await, "organization").len(),
-        25
-    );
+    assert_eq!(entities(&app.scan().await, "organization").len(), 25);
 }
 
 #[tokio::test]
 async fn a_429_with_retry_after_is_waited_out_not_counted_as_a_failure() {
     let fake = FakeClerk::start(Data::generate(25, 0, 0)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     fake.inject(USERS, 2, Reply::TooManyRequests(Some(1)), 1);
     let started = Instant::now();
-    let summary = backfill(&fake, &client, &table, options(&[Kind::Users]))
+    let summary = backfill(&fake, &app.client, &app.table, options(&[Kind::Users]))
         .await
         .unwrap();
     assert!(
@@ -446,15 +443,14 @@ async fn a_429_with_retry_after_is_waited_out_not_counted_as_a_failure() {
 #[tokio::test]
 async fn server_errors_and_slow_pages_are_retried_with_back_off() {
     let fake = FakeClerk::start(Data::generate(15, 12, 1)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     fake.inject(ORGANIZATIONS, 1, Reply::Status(503), 2);
     fake.inject(USERS, 2, Reply::Slow(Duration::from_secs(6)), 1);
     fake.inject(MEMBERSHIPS, 2, Reply::Status(502), 1);
     let summary = backfill(
         &fake,
-        &client,
-        &table,
+        &app.client,
+        &app.table,
         Options {
             retry: RetryPolicy {
                 request_timeout: Duration::from_millis(2_000),
@@ -475,12 +471,11 @@ async fn server_errors_and_slow_pages_are_retried_with_back_off() {
 #[tokio::test]
 async fn a_refused_key_stops_at_once_without_retrying() {
     let fake = FakeClerk::start(Data::generate(5, 0, 0)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let wrong = "sk_test_NotTheRightKeyAtAll000000";
     let err = Backfill::new(
         api(&fake, wrong, policy()),
-        Some(Store::new(client.clone(), &table)),
+        Some(Store::new(app.client.clone(), &app.table)),
         options(&ALL),
     )
     .run()
@@ -497,7 +492,7 @@ async fn a_refused_key_stops_at_once_without_retrying() {
     // The count fails first (and only costs the total), then the first page stops the run.
     let paths: Vec<String> = fake.seen().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, [USER_COUNT, USERS], "no retries");
-    assert!(scan(&client, &table).await.is_empty());
+    assert!(app.scan().await.is_empty());
 }
 
 #[tokio::test]
@@ -505,12 +500,11 @@ async fn a_dry_run_counts_and_writes_nothing() {
     let mut data = Data::generate(12, 2, 2);
     data.users[3].as_object_mut().unwrap().remove("updated_at");
     let fake = FakeClerk::start(data).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let summary = backfill(
         &fake,
-        &client,
-        &table,
+        &app.client,
+        &app.table,
         Options {
             dry_run: true,
             ..options(&ALL)
@@ -521,10 +515,7 @@ async fn a_dry_run_counts_and_writes_nothing() {
     assert!(summary.dry_run && summary.complete);
     assert_eq!(counts(&summary, Kind::Users), (12, 11, 0, 1, 2));
     assert_eq!(counts(&summary, Kind::Memberships), (4, 4, 0, 0, 1));
-    assert!(
-        scan(&client, &table).await.is_empty(),
-        "not even a checkpoint"
-    );
+    assert!(app.scan().await.is_empty(), "not even a checkpoint");
 }
 
 /// The user count only feeds the progress display: whatever it answers, after the usual
@@ -537,9 +528,8 @@ async fn a_failing_user_count_costs_the_total_not_the_copy() {
         let fake = FakeClerk::start(data).await;
         // More failures than the client's attempts: the count never succeeds.
         fake.inject(USER_COUNT, 1, Reply::Status(status), 100);
-        let client = local_client();
-        let table = fresh_table(&client).await;
-        let summary = backfill(&fake, &client, &table, options(&ALL))
+        let app = TestApp::spawn().await;
+        let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
             .await
             .unwrap_or_else(|e| panic!("count {status}: {e}"));
         assert!(summary.complete, "count {status}");

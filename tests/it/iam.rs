@@ -381,7 +381,7 @@ fn actions_of(operation: &str, bodies: &str) -> Result<Vec<String>, String> {
         "TransactGetItems" => kinds("TransactGetItem", &[("get", "GetItem")]),
         "ExecuteStatement" | "BatchExecuteStatement" | "ExecuteTransaction" => Err(format!(
             "{operation} (PartiQL) needs dynamodb:PartiQL* actions that depend on the statement: \
-             extend tests/iam.rs"
+             extend tests/it/iam.rs"
         )),
         other => Ok(vec![format!("dynamodb:{other}")]),
     }
@@ -677,7 +677,7 @@ fn grants(template: &Yaml, function: &str) -> Result<Grants, String> {
         .ok_or_else(|| format!("template.yaml has no Resources.{function}.Properties"))?;
     if properties.get("Role").is_some() {
         return Err(format!(
-            "{function} names its own Role: read that role's policies here (extend tests/iam.rs)"
+            "{function} names its own Role: read that role's policies here (extend tests/it/iam.rs)"
         ));
     }
     let mut grants = Grants::default();
@@ -689,7 +689,7 @@ fn grants(template: &Yaml, function: &str) -> Result<Grants, String> {
             format!(
                 "{function}: a Policies entry this test cannot read (a managed policy or a SAM \
                  policy template grants actions it cannot see: use a Statement, or extend \
-                 tests/iam.rs): {policy:?}"
+                 tests/it/iam.rs): {policy:?}"
             )
         })?;
         for statement in statements.items() {
@@ -806,7 +806,7 @@ fn functions_of(template: &Yaml) -> Result<Vec<(String, String)>, String> {
             Some("AWS::Serverless::Function") => {}
             Some("AWS::Lambda::Function") => {
                 return Err(format!(
-                    "{id} is an AWS::Lambda::Function: extend tests/iam.rs"
+                    "{id} is an AWS::Lambda::Function: extend tests/it/iam.rs"
                 ))
             }
             _ => continue,

@@ -1,9 +1,12 @@
-//! Shared test helpers: a DynamoDB Local client, one fresh table per test, signed requests.
+//! Shared test helpers: [`TestApp`] (a handler on its own fresh table in DynamoDB Local),
+//! signed requests, and what the table holds.
 //!
 //! Every storage test runs against DynamoDB Local (`scripts/dynamodb-local.sh start`, or
 //! `make test`, which starts it). Its address comes from `AWS_ENDPOINT_URL_DYNAMODB`
 //! (default `http://127.0.0.1:8000`).
-#![allow(dead_code)] // each test binary uses a different part of this module
+//!
+//! Every request reaches the handler the way Lambda hands it over: as a function-URL event
+//! through [`Handler::invoke_at`], so the suite runs our own event conversion too.
 
 pub mod emf;
 pub mod fake_clerk;
@@ -12,19 +15,21 @@ pub mod http;
 pub mod logs;
 pub mod rng;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use base64::Engine;
 use clerk_webhooks::config::Config;
-use clerk_webhooks::handler::{FunctionUrlRequest, Handler};
+use clerk_webhooks::function_url::FunctionUrlRequest;
+use clerk_webhooks::handler::Handler;
 use clerk_webhooks::store;
 use clerk_webhooks::verify::SigningSecret;
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "whsec_dGVzdC1vbmx5LXNpZ25pbmcta2V5LWZvci1jbGVyaw==";
@@ -84,11 +89,67 @@ pub fn handler_for(client: Client, table: &str) -> Handler {
     Handler::new(Ok(config(table)), client)
 }
 
-/// A handler on a fresh table in DynamoDB Local.
-pub async fn setup() -> (Handler, Client, String) {
-    let client = local_client();
-    let table = fresh_table(&client).await;
-    (handler_for(client.clone(), &table), client, table)
+/// A handler on a fresh table of its own in DynamoDB Local, and a client to look at the table.
+pub struct TestApp {
+    pub handler: Handler,
+    pub client: Client,
+    pub table: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let client = local_client();
+        let table = fresh_table(&client).await;
+        let handler = handler_for(client.clone(), &table);
+        Self {
+            handler,
+            client,
+            table,
+        }
+    }
+
+    pub async fn send(&self, request: Request) -> Reply {
+        send(&self.handler, request).await
+    }
+
+    pub async fn send_at(&self, request: Request, now: SystemTime) -> Reply {
+        send_at(&self.handler, request, now).await
+    }
+
+    pub async fn send_event(&self, event: &Value) -> Reply {
+        send_event(&self.handler, event).await
+    }
+
+    /// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
+    pub async fn deliver(&self, body: &[u8], svix_id: &str) -> String {
+        deliver(&self.handler, body, svix_id).await
+    }
+
+    /// Delivers a fresh message of `event_type` carrying `data`; returns the `status` of the
+    /// 200.
+    pub async fn apply(&self, event_type: &str, timestamp_ms: i64, data: Value) -> String {
+        self.deliver(&envelope(event_type, timestamp_ms, data), &msg_id())
+            .await
+    }
+
+    pub async fn get(&self, pk: &str, sk: &str) -> Option<Item> {
+        get(&self.client, &self.table, pk, sk).await
+    }
+
+    /// Every item of the table, sorted by key: compare two of these to prove nothing changed.
+    pub async fn scan(&self) -> Vec<Item> {
+        scan(&self.client, &self.table).await
+    }
+
+    /// Queries `gsi1` for one partition.
+    pub async fn by_gsi1(&self, gsi1pk: &str) -> Vec<Item> {
+        by_gsi1(&self.client, &self.table, gsi1pk).await
+    }
+
+    /// Items of one partition whose sort key starts with `prefix`.
+    pub async fn partition(&self, pk: &str, prefix: &str) -> Vec<Item> {
+        partition(&self.client, &self.table, pk, prefix).await
+    }
 }
 
 pub fn now_secs() -> i64 {
@@ -124,29 +185,52 @@ pub fn envelope(event_type: &str, timestamp_ms: i64, data: Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// The handler's answer, read back from the function-URL response.
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Value,
-    pub response: Response<Body>,
 }
 
 pub async fn send(handler: &Handler, request: Request) -> Reply {
     send_at(handler, request, SystemTime::now()).await
 }
 
-/// As [`send`], with the handler's clock pinned to `now`.
+/// As [`send`], with the handler's clock pinned to `now`. The request travels as the
+/// function-URL event Lambda would make of it ([`event_of`]).
 pub async fn send_at(handler: &Handler, request: Request, now: SystemTime) -> Reply {
-    logs::init();
-    reply(handler.handle_at(request, now).await)
+    send_event_at(handler, &event_of(request), now).await
 }
 
-fn reply(response: Response<Body>) -> Reply {
-    let body = serde_json::from_slice(response.body().as_ref()).expect("every answer is JSON");
-    Reply {
-        status: response.status(),
-        body,
-        response,
+/// The function-URL event Lambda makes of `request`: header names lower-case, a repeated
+/// header joined into one comma-separated value, a body that is not UTF-8 in base64.
+pub fn event_of(request: Request) -> Value {
+    let (parts, body) = request.into_parts();
+    let mut headers: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        headers
+            .entry(name.as_str())
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
     }
+    let headers: Vec<(&str, String)> = headers.into_iter().collect();
+    let (body, is_base64_encoded) = match body {
+        Body::Empty => (None, false),
+        Body::Text(text) => (Some(text), false),
+        Body::Binary(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => (Some(text), false),
+            Err(e) => (
+                Some(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+                true,
+            ),
+        },
+        _ => unreachable!("a test body is empty, text or bytes"),
+    };
+    function_url_event(parts.method.as_str(), &headers, body, is_base64_encoded)
 }
 
 /// A function-URL (payload format 2.0) event, as Lambda hands it to the runtime.
@@ -189,7 +273,7 @@ pub fn signed_headers(body: &[u8], svix_id: &str) -> Vec<(&'static str, String)>
 }
 
 /// Sends a raw function-URL event the way the runtime does: JSON bytes deserialised into
-/// [`FunctionUrlRequest`], then [`Handler::handle_event`], the path `main` runs.
+/// [`FunctionUrlRequest`], then [`Handler::invoke_at`], the path `main` runs.
 pub async fn send_event(handler: &Handler, event: &Value) -> Reply {
     send_event_at(handler, event, SystemTime::now()).await
 }
@@ -200,7 +284,14 @@ pub async fn send_event_at(handler: &Handler, event: &Value, now: SystemTime) ->
     let bytes = serde_json::to_vec(event).unwrap();
     let event: FunctionUrlRequest =
         serde_json::from_slice(&bytes).expect("any JSON object is a FunctionUrlRequest");
-    reply(handler.handle_event_at(event, now).await)
+    let response = handler.invoke_at(event, now).await;
+    assert!(!response.is_base64_encoded, "every answer is JSON text");
+    let body = response.body.expect("every answer has a body");
+    Reply {
+        status: StatusCode::from_u16(response.status_code as u16).unwrap(),
+        headers: response.headers,
+        body: serde_json::from_slice(body.as_ref()).expect("every answer is JSON"),
+    }
 }
 
 /// Delivers `body` under `svix_id` and returns the `status` field of a 200 answer.
@@ -213,16 +304,6 @@ pub async fn deliver(handler: &Handler, body: &[u8], svix_id: &str) -> String {
         reply.body
     );
     reply.body["status"].as_str().unwrap().to_owned()
-}
-
-/// Delivers a fresh message of `event_type` carrying `data`; returns the `status` of the 200.
-pub async fn apply(handler: &Handler, event_type: &str, timestamp_ms: i64, data: Value) -> String {
-    deliver(
-        handler,
-        &envelope(event_type, timestamp_ms, data),
-        &msg_id(),
-    )
-    .await
 }
 
 pub async fn get(client: &Client, table: &str, pk: &str, sk: &str) -> Option<Item> {

@@ -1,12 +1,10 @@
 //! Every way DynamoDB can fail answers 503 `{"status": "retry"}` (Svix retries) and leaves
 //! the table as it was.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
-use common::*;
+use crate::helpers::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
+use crate::helpers::*;
 use lambda_http::http::StatusCode;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -83,16 +81,13 @@ async fn dynamodb_throttling_is_503_after_the_sdk_retries() {
 /// quickly, and once DynamoDB is back the same instance applies the retry, with no restart.
 #[tokio::test]
 async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
-    let (client, table) = {
-        let client = local_client();
-        let table = fresh_table(&client).await;
-        (client, table)
-    };
+    let app = TestApp::spawn().await;
     let port = std::net::TcpListener::bind(any_port())
         .unwrap()
         .local_addr()
         .unwrap(); // released at once: connections to it are refused
-    let h = handler_for(client_for(&format!("http://{port}")), &table);
+                   // The app's handler talks to DynamoDB Local; this one, on the same table, to the port.
+    let h = handler_for(client_for(&format!("http://{port}")), &app.table);
 
     let started = Instant::now();
     h.warm_up().await;
@@ -114,37 +109,35 @@ async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
         "a refused connection took {:?} to answer",
         started.elapsed()
     );
-    assert!(scan(&client, &table).await.is_empty());
+    assert!(app.scan().await.is_empty());
 
     // DynamoDB comes back at the same address.
     let _proxy = FaultProxy::start(port, dynamodb_local_addr(), ProxyConfig::clean()).await;
     assert_eq!(deliver(&h, &body, &id).await, "applied");
-    assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .is_some());
+    assert!(app.get(&format!("USER#{USER}"), "PROFILE").await.is_some());
 }
 
 #[tokio::test]
 async fn a_transaction_dynamodb_rejects_applies_nothing_not_even_the_event_record() {
-    let (h, client, table) = setup().await;
-    deliver(&h, &body(), &msg_id()).await;
-    let before = scan(&client, &table).await;
+    let app = TestApp::spawn().await;
+    app.deliver(&body(), &msg_id()).await;
+    let before = app.scan().await;
 
     // A newer update whose item exceeds DynamoDB's 400 KB limit: the whole transaction fails.
     let mut huge = user(USER, T0 + 1_000, "King");
     huge["private_metadata"] = json!({"blob": "x".repeat(450 * 1024)});
     let huge = envelope("user.updated", T0 + 1_005, huge);
     let id = msg_id();
-    let reply = send(&h, signed(&huge, &id)).await;
+    let reply = app.send(signed(&huge, &id)).await;
     assert_eq!(
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{}",
         reply.body
     );
-    assert_eq!(scan(&client, &table).await, before, "the table changed");
+    assert_eq!(app.scan().await, before, "the table changed");
     // The retry is not mistaken for a duplicate: no event record was written.
-    let reply = send(&h, signed(&huge, &id)).await;
+    let reply = app.send(signed(&huge, &id)).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 

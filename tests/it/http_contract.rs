@@ -1,14 +1,12 @@
 //! The HTTP contract: every refusal's status, error code and JSON body, and that a refused
 //! request writes nothing. Runs the real handler on a fresh DynamoDB Local table.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::helpers::*;
 use base64::Engine;
 use clerk_webhooks::handler::{Handler, MAX_BODY_BYTES};
 use clerk_webhooks::verify::SigningSecret;
-use common::*;
 use lambda_http::http::{header, Request as HttpRequest, StatusCode};
 use lambda_http::{Body, Request};
 use serde_json::json;
@@ -43,15 +41,8 @@ fn signature_headers(body: &[u8], id: &str, ts: i64) -> Vec<(&'static str, Strin
 }
 
 /// Sends `request` and checks the refusal: status, error code, a message, and no write.
-async fn assert_refused(
-    h: &Handler,
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    request: Request,
-    status: StatusCode,
-    code: &str,
-) {
-    let reply = send(h, request).await;
+async fn assert_refused(app: &TestApp, request: Request, status: StatusCode, code: &str) {
+    let reply = app.send(request).await;
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"], json!(code), "{}", reply.body);
     assert!(
@@ -61,19 +52,16 @@ async fn assert_refused(
         "{}",
         reply.body
     );
-    assert_eq!(
-        reply.response.headers()[header::CONTENT_TYPE],
-        "application/json"
-    );
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
     assert!(
-        scan(client, table).await.is_empty(),
+        app.scan().await.is_empty(),
         "a refused request wrote to the table"
     );
 }
 
 #[tokio::test]
 async fn only_post_is_allowed() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
         let body = user_body();
         let req = request(
@@ -81,23 +69,21 @@ async fn only_post_is_allowed() {
             &signature_headers(&body, &msg_id(), now_secs()),
             Body::from(body),
         );
-        let reply = send(&h, req).await;
+        let reply = app.send(req).await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(reply.response.headers()[header::ALLOW], "POST");
+        assert_eq!(reply.headers[header::ALLOW], "POST");
         assert_eq!(reply.body["error"], json!("method_not_allowed"));
     }
-    assert!(scan(&client, &table).await.is_empty());
+    assert!(app.scan().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_body_over_one_mib_is_refused_before_any_signature_work() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let big = vec![b' '; MAX_BODY_BYTES + 1];
     // No signature headers at all: 413 must come first.
     assert_refused(
-        &h,
-        &client,
-        &table,
+        &app,
         request("POST", &[], Body::from(big)),
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
@@ -107,7 +93,7 @@ async fn a_body_over_one_mib_is_refused_before_any_signature_work() {
 
 #[tokio::test]
 async fn malformed_signature_headers_are_400() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     let good = signature_headers(&body, &msg_id(), now_secs());
     for missing in 0..3 {
@@ -118,9 +104,7 @@ async fn malformed_signature_headers_are_400() {
             .map(|(_, h)| h.clone())
             .collect();
         assert_refused(
-            &h,
-            &client,
-            &table,
+            &app,
             request("POST", &headers, Body::from(body.clone())),
             StatusCode::BAD_REQUEST,
             "missing_header",
@@ -130,9 +114,7 @@ async fn malformed_signature_headers_are_400() {
     let mut bad_ts = good.clone();
     bad_ts[1].1 = "yesterday".into();
     assert_refused(
-        &h,
-        &client,
-        &table,
+        &app,
         request("POST", &bad_ts, Body::from(body.clone())),
         StatusCode::BAD_REQUEST,
         "invalid_header",
@@ -141,9 +123,7 @@ async fn malformed_signature_headers_are_400() {
     let mut empty = good.clone();
     empty[0].1 = String::new();
     assert_refused(
-        &h,
-        &client,
-        &table,
+        &app,
         request("POST", &empty, Body::from(body)),
         StatusCode::BAD_REQUEST,
         "invalid_header",
@@ -153,7 +133,7 @@ async fn malformed_signature_headers_are_400() {
 
 #[tokio::test]
 async fn bad_signatures_and_stale_timestamps_are_401() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     let id = msg_id();
     // Signed with another secret.
@@ -165,9 +145,7 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
         ("svix-signature", other.sign(&id, ts, &body)),
     ];
     assert_refused(
-        &h,
-        &client,
-        &table,
+        &app,
         request("POST", &headers, Body::from(body.clone())),
         StatusCode::UNAUTHORIZED,
         "invalid_signature",
@@ -181,15 +159,7 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
         &signature_headers(&body, &id, ts),
         Body::from(tampered),
     );
-    assert_refused(
-        &h,
-        &client,
-        &table,
-        req,
-        StatusCode::UNAUTHORIZED,
-        "invalid_signature",
-    )
-    .await;
+    assert_refused(&app, req, StatusCode::UNAUTHORIZED, "invalid_signature").await;
     // Correctly signed, but 301 s old / 301 s ahead.
     for offset in [-301, 301] {
         let req = request(
@@ -198,9 +168,7 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
             Body::from(body.clone()),
         );
         assert_refused(
-            &h,
-            &client,
-            &table,
+            &app,
             req,
             StatusCode::UNAUTHORIZED,
             "timestamp_out_of_tolerance",
@@ -211,7 +179,7 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
 
 #[tokio::test]
 async fn the_webhook_header_names_are_accepted_too() {
-    let (h, _client, _table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     let headers: Vec<_> = signature_headers(&body, &msg_id(), now_secs())
         .into_iter()
@@ -226,7 +194,7 @@ async fn the_webhook_header_names_are_accepted_too() {
             )
         })
         .collect();
-    let reply = send(&h, request("POST", &headers, Body::from(body))).await;
+    let reply = app.send(request("POST", &headers, Body::from(body))).await;
     assert_eq!(
         (reply.status, reply.body["status"].clone()),
         (StatusCode::OK, json!("applied"))
@@ -235,7 +203,7 @@ async fn the_webhook_header_names_are_accepted_too() {
 
 #[tokio::test]
 async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     // What a function URL hands over with isBase64Encoded, through the conversion main runs.
     let event = function_url_event(
@@ -244,16 +212,14 @@ async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
         Some(base64::engine::general_purpose::STANDARD.encode(&body)),
         true,
     );
-    let reply = send_event(&h, &event).await;
+    let reply = app.send_event(&event).await;
     assert_eq!(
         (reply.status, reply.body["status"].clone()),
         (StatusCode::OK, json!("applied")),
         "{}",
         reply.body
     );
-    assert!(get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .is_some());
+    assert!(app.get(&format!("USER#{USER}"), "PROFILE").await.is_some());
 }
 
 /// Regression: lambda_http's conversion panicked on this event (a function error, 502, the
@@ -261,28 +227,27 @@ async fn a_base64_encoded_body_is_verified_on_its_decoded_bytes() {
 /// written.
 #[tokio::test]
 async fn a_body_marked_base64_that_is_not_base64_is_400_and_writes_nothing() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     let headers = signed_headers(&body, &msg_id());
     let text = String::from_utf8(body).unwrap();
     let event = function_url_event("POST", &headers, Some(text.clone()), true);
-    let reply = send_event(&h, &event).await;
+    let reply = app.send_event(&event).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert_eq!(reply.body["error"], json!("invalid_body_encoding"));
     assert!(reply.body["message"].as_str().unwrap().contains("base64"));
-    assert_eq!(
-        reply.response.headers()[header::CONTENT_TYPE],
-        "application/json"
-    );
-    assert!(scan(&client, &table).await.is_empty());
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    assert!(app.scan().await.is_empty());
     // The same text, not marked base64, is the body that was signed: applied.
-    let reply = send_event(&h, &function_url_event("POST", &headers, Some(text), false)).await;
+    let reply = app
+        .send_event(&function_url_event("POST", &headers, Some(text), false))
+        .await;
     assert_eq!(reply.body["status"], json!("applied"), "{}", reply.body);
 }
 
 #[tokio::test]
 async fn verified_but_unusable_bodies_are_400() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
             b"{\"object\": \"event\", \"type\": ".to_vec(),
@@ -318,13 +283,13 @@ async fn verified_but_unusable_bodies_are_400() {
             &signature_headers(&body, &msg_id(), now_secs()),
             Body::from(body),
         );
-        assert_refused(&h, &client, &table, req, StatusCode::BAD_REQUEST, code).await;
+        assert_refused(&app, req, StatusCode::BAD_REQUEST, code).await;
     }
 }
 
 #[tokio::test]
 async fn unknown_types_are_ignored_with_200_and_write_nothing() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     for event_type in [
         "somethingNew.happened",
         "user.merged",
@@ -337,12 +302,12 @@ async fn unknown_types_are_ignored_with_200_and_write_nothing() {
             json!({"id": "x_1", "object": "whatever"}),
         );
         assert_eq!(
-            deliver(&h, &body, &msg_id()).await,
+            app.deliver(&body, &msg_id()).await,
             "ignored",
             "{event_type}"
         );
     }
-    assert!(scan(&client, &table).await.is_empty());
+    assert!(app.scan().await.is_empty());
 }
 
 #[tokio::test]
@@ -371,7 +336,7 @@ async fn invalid_configuration_answers_500_naming_the_variable() {
 
 #[tokio::test]
 async fn the_clock_decides_tolerance() {
-    let (h, _client, _table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = user_body();
     let ts = 1_614_265_330;
     let req = request(
@@ -380,6 +345,6 @@ async fn the_clock_decides_tolerance() {
         Body::from(body),
     );
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(ts as u64 + 300);
-    let response = h.handle_at(req, at).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    let reply = app.send_at(req, at).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }

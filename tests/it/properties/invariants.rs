@@ -1,6 +1,6 @@
 //! What the pure request path (verify -> decode -> plan, and `handler::prepare` around them)
 //! promises for any input, as checks that panic on a violation. Shared by the stable proptest
-//! suite (`tests/properties.rs`, run by CI) and the cargo-fuzz targets (`fuzz/`, nightly),
+//! suite (`tests/it/properties.rs`, run by CI) and the cargo-fuzz targets (`fuzz/`, nightly),
 //! so both test the same properties; they differ only in how inputs are generated.
 //!
 //! Messages name the rule and the key or error, never a body: fixtures hold personal data.
@@ -16,7 +16,7 @@ use clerk_webhooks::config::{Config, Settings};
 use clerk_webhooks::event::{
     self, normalize_millis, BillingKind, DecodeError, Event, MessageKind, Payload,
 };
-use clerk_webhooks::handler::{self, Context, Rejection, MAX_BODY_BYTES};
+use clerk_webhooks::handler::{self, Rejection, RequestFacts, MAX_BODY_BYTES};
 use clerk_webhooks::plan::{self, Cascade, Guard, Item, Key, Plan, Write};
 use clerk_webhooks::verify::{
     SignatureHeaders, SigningSecret, Verifier, VerifyError, TOLERANCE_SECS,
@@ -1121,7 +1121,7 @@ pub fn check_prepare(
         .unwrap();
     *request.headers_mut() = headers.clone();
     let now = UNIX_EPOCH + Duration::from_millis(now_ms as u64);
-    let mut context = Context::default();
+    let mut context = RequestFacts::default();
     let result = handler::prepare(config, &request, now, &mut context);
 
     if let Err(rejection) = &result {

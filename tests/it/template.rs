@@ -1,9 +1,7 @@
 //! `template.yaml` and `store::create_table` (used by scripts and tests) describe the same
 //! table: read the table back from DynamoDB Local and find each part of it in the template.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 /// The template with all whitespace removed, so indentation does not matter.
 fn template() -> String {
@@ -134,9 +132,9 @@ fn policy_actions(resource: &str) -> std::collections::BTreeSet<String> {
 
 #[tokio::test]
 async fn the_backfill_function_may_do_exactly_what_the_backfill_calls() {
+    use crate::helpers::fake_clerk::{Data, FakeClerk, KEY};
     use clerk_webhooks::backfill::{options::Options, Backfill};
     use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, SecretKey};
-    use common::fake_clerk::{Data, FakeClerk, KEY};
 
     // Everything a run can do: write, find a newer item, meet a deleted parent, checkpoint.
     let operations = Operations::default();

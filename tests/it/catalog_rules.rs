@@ -1,13 +1,11 @@
 //! The rules for the families beyond users, organizations and memberships, against DynamoDB
 //! Local: sessions, invitations, domains, billing, messages, and the cascades that reach them.
 
-mod common;
-#[path = "catalog_rules/conformance.rs"]
 mod conformance;
 
+use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::handler::Handler;
-use common::*;
 use serde_json::{json, Value};
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
@@ -48,11 +46,10 @@ fn subscription_item(status: &str, updated_at: i64) -> Value {
 
 #[tokio::test]
 async fn sessions_follow_the_version_rule_and_expire_with_the_session() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let key = ("USER#".to_owned() + USER, "SESSION#sess_1".to_owned());
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.ended",
             T0 + 2_000,
             session("sess_1", "ended", T0 + 2_000, None)
@@ -62,8 +59,7 @@ async fn sessions_follow_the_version_rule_and_expire_with_the_session() {
     );
     // The older event arrives second: stale.
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.created",
             T0 + 1_000,
             session("sess_1", "active", T0 + 1_000, None)
@@ -71,7 +67,7 @@ async fn sessions_follow_the_version_rule_and_expire_with_the_session() {
         .await,
         "stale"
     );
-    let item = get(&client, &table, &key.0, &key.1).await.unwrap();
+    let item = app.get(&key.0, &key.1).await.unwrap();
     assert_eq!(s(&item, "status"), "ended");
     assert_eq!(s(&item, "browser_name"), "Firefox");
     assert_eq!(
@@ -91,19 +87,13 @@ async fn sessions_follow_the_version_rule_and_expire_with_the_session() {
 
 #[tokio::test]
 async fn a_session_carries_its_user_along_only_when_newer() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let user_key = format!("USER#{USER}");
-    apply(
-        &h,
-        "user.updated",
-        T0 + 5_000,
-        user(USER, T0 + 5_000, "Stored"),
-    )
-    .await;
+    app.apply("user.updated", T0 + 5_000, user(USER, T0 + 5_000, "Stored"))
+        .await;
     // An older copy of the user: the session applies, the user item stays.
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.created",
             T0 + 6_000,
             session("sess_1", "active", T0 + 6_000, Some(T0 + 1_000))
@@ -112,19 +102,13 @@ async fn a_session_carries_its_user_along_only_when_newer() {
         "applied"
     );
     assert_eq!(
-        s(
-            &get(&client, &table, &user_key, "PROFILE").await.unwrap(),
-            "last_name"
-        ),
+        s(&app.get(&user_key, "PROFILE").await.unwrap(), "last_name"),
         "Stored"
     );
-    assert!(get(&client, &table, &user_key, "SESSION#sess_1")
-        .await
-        .is_some());
+    assert!(app.get(&user_key, "SESSION#sess_1").await.is_some());
     // A newer copy of the user: applied to the user item in the same transaction.
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.revoked",
             T0 + 9_000,
             session("sess_1", "revoked", T0 + 9_000, Some(T0 + 8_000))
@@ -132,7 +116,7 @@ async fn a_session_carries_its_user_along_only_when_newer() {
         .await,
         "applied"
     );
-    let user = get(&client, &table, &user_key, "PROFILE").await.unwrap();
+    let user = app.get(&user_key, "PROFILE").await.unwrap();
     assert_eq!(
         (s(&user, "last_name"), n(&user, "version")),
         (format!("Name{}", T0 + 8_000), T0 + 8_000)
@@ -141,40 +125,37 @@ async fn a_session_carries_its_user_along_only_when_newer() {
 
 #[tokio::test]
 async fn no_session_for_a_deleted_user_and_user_deleted_removes_its_sessions() {
-    let (h, client, table) = setup().await;
-    apply(
-        &h,
+    let app = TestApp::spawn().await;
+    app.apply(
         "session.created",
         T0 + 1_000,
         session("sess_1", "active", T0 + 1_000, Some(T0)),
     )
     .await;
-    apply(
-        &h,
+    app.apply(
         "session.pending",
         T0 + 1_500,
         session("sess_2", "pending", T0 + 1_500, None),
     )
     .await;
     assert_eq!(
-        partition(&client, &table, &format!("USER#{USER}"), "SESSION#")
+        app.partition(&format!("USER#{USER}"), "SESSION#")
             .await
             .len(),
         2
     );
     assert_eq!(
-        apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await,
+        app.apply("user.deleted", T0 + 9_000, deleted("user", USER))
+            .await,
         "applied"
     );
-    assert!(
-        partition(&client, &table, &format!("USER#{USER}"), "SESSION#")
-            .await
-            .is_empty()
-    );
+    assert!(app
+        .partition(&format!("USER#{USER}"), "SESSION#")
+        .await
+        .is_empty());
     // A late session event, with or without the user inside, brings nothing back.
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.ended",
             T0 + 10_000,
             session("sess_1", "ended", T0 + 10_000, Some(T0 + 10_000))
@@ -183,8 +164,7 @@ async fn no_session_for_a_deleted_user_and_user_deleted_removes_its_sessions() {
         "stale"
     );
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "session.removed",
             T0 + 10_000,
             session("sess_2", "removed", T0 + 10_000, None)
@@ -192,24 +172,20 @@ async fn no_session_for_a_deleted_user_and_user_deleted_removes_its_sessions() {
         .await,
         "stale"
     );
-    assert!(
-        partition(&client, &table, &format!("USER#{USER}"), "SESSION#")
-            .await
-            .is_empty()
-    );
-    let tomb = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
+    assert!(app
+        .partition(&format!("USER#{USER}"), "SESSION#")
         .await
-        .unwrap();
+        .is_empty());
+    let tomb = app.get(&format!("USER#{USER}"), "PROFILE").await.unwrap();
     assert_eq!(tomb.get("deleted"), Some(&AttributeValue::Bool(true)));
 }
 
 #[tokio::test]
 async fn organization_invitations_order_by_version_and_die_with_the_organization() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let (pk, sk) = (format!("ORG#{ORG}"), "INVITATION#orginv_1".to_owned());
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "organizationInvitation.accepted",
             T0 + 2_000,
             invitation("orginv_1", "accepted", T0 + 2_000)
@@ -218,8 +194,7 @@ async fn organization_invitations_order_by_version_and_die_with_the_organization
         "applied"
     );
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "organizationInvitation.created",
             T0 + 1_000,
             invitation("orginv_1", "pending", T0 + 1_000)
@@ -227,25 +202,16 @@ async fn organization_invitations_order_by_version_and_die_with_the_organization
         .await,
         "stale"
     );
-    let item = get(&client, &table, &pk, &sk).await.unwrap();
+    let item = app.get(&pk, &sk).await.unwrap();
     assert_eq!(s(&item, "status"), "accepted");
     assert_eq!(n(&item, "expires_at"), (T0 + 2_000 + 7 * 86_400_000) / 1000);
-    assert_eq!(
-        by_gsi1(&client, &table, "EMAIL#grace.hopper@example.com")
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(app.by_gsi1("EMAIL#grace.hopper@example.com").await.len(), 1);
 
-    apply(&h, "organizationDomain.created", T0 + 1_000, json!({"object": "organization_domain", "id": "orgdmn_1",
+    app.apply("organizationDomain.created", T0 + 1_000, json!({"object": "organization_domain", "id": "orgdmn_1",
         "organization_id": ORG, "name": "example.org", "enrollment_mode": "manual_invitation", "updated_at": T0 + 1_000})).await;
+    assert_eq!(app.by_gsi1(&format!("ORG#{ORG}")).await.len(), 1);
     assert_eq!(
-        by_gsi1(&client, &table, &format!("ORG#{ORG}")).await.len(),
-        1
-    );
-    assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "organization.deleted",
             T0 + 9_000,
             deleted("organization", ORG)
@@ -254,19 +220,16 @@ async fn organization_invitations_order_by_version_and_die_with_the_organization
         "applied"
     );
     assert!(
-        get(&client, &table, &pk, &sk).await.is_none(),
+        app.get(&pk, &sk).await.is_none(),
         "the invitation went with the org"
     );
     assert!(
-        get(&client, &table, "DOMAIN#orgdmn_1", "PROFILE")
-            .await
-            .is_none(),
+        app.get("DOMAIN#orgdmn_1", "PROFILE").await.is_none(),
         "the domain went with the org"
     );
     // Late events for them are stale: the organization is a tombstone.
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "organizationInvitation.revoked",
             T0 + 10_000,
             invitation("orginv_1", "revoked", T0 + 10_000)
@@ -277,15 +240,16 @@ async fn organization_invitations_order_by_version_and_die_with_the_organization
     let late_domain = json!({"object": "organization_domain", "id": "orgdmn_1", "organization_id": ORG,
         "name": "example.org", "updated_at": T0 + 10_000});
     assert_eq!(
-        apply(&h, "organizationDomain.updated", T0 + 10_000, late_domain).await,
+        app.apply("organizationDomain.updated", T0 + 10_000, late_domain)
+            .await,
         "stale"
     );
-    assert!(get(&client, &table, &pk, &sk).await.is_none());
+    assert!(app.get(&pk, &sk).await.is_none());
 }
 
 #[tokio::test]
 async fn deleted_domains_roles_and_permissions_stay_deleted() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     for (event_type, kind, id, data) in [
         (
             "organizationDomain.updated",
@@ -308,8 +272,7 @@ async fn deleted_domains_roles_and_permissions_stay_deleted() {
     ] {
         let family = event_type.split('.').next().unwrap();
         assert_eq!(
-            apply(
-                &h,
+            app.apply(
                 &format!("{family}.deleted"),
                 T0 + 5_000,
                 json!({"id": id, "deleted": true})
@@ -320,13 +283,11 @@ async fn deleted_domains_roles_and_permissions_stay_deleted() {
         let mut late = data;
         late["updated_at"] = json!(T0 + 6_000);
         assert_eq!(
-            apply(&h, event_type, T0 + 6_000, late).await,
+            app.apply(event_type, T0 + 6_000, late).await,
             "stale",
             "{event_type}"
         );
-        let tomb = get(&client, &table, &format!("{kind}#{id}"), "PROFILE")
-            .await
-            .unwrap();
+        let tomb = app.get(&format!("{kind}#{id}"), "PROFILE").await.unwrap();
         assert_eq!(
             tomb.get("deleted"),
             Some(&AttributeValue::Bool(true)),
@@ -338,10 +299,9 @@ async fn deleted_domains_roles_and_permissions_stay_deleted() {
 
 #[tokio::test]
 async fn a_terminal_billing_status_is_not_undone_by_a_late_older_event() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "subscriptionItem.ended",
             T0 + 9_000,
             subscription_item("ended", T0 + 9_000)
@@ -350,8 +310,7 @@ async fn a_terminal_billing_status_is_not_undone_by_a_late_older_event() {
         "applied"
     );
     assert_eq!(
-        apply(
-            &h,
+        app.apply(
             "subscriptionItem.active",
             T0 + 3_000,
             subscription_item("active", T0 + 3_000)
@@ -359,14 +318,15 @@ async fn a_terminal_billing_status_is_not_undone_by_a_late_older_event() {
         .await,
         "stale"
     );
-    let item = get(&client, &table, "SUBSCRIPTION_ITEM#csub_item_1", "PROFILE")
+    let item = app
+        .get("SUBSCRIPTION_ITEM#csub_item_1", "PROFILE")
         .await
         .unwrap();
     assert_eq!(
         (s(&item, "status"), s(&item, "payer_user_id")),
         ("ended".into(), USER.into())
     );
-    let paid_for = by_gsi1(&client, &table, &format!("PAYER#{USER}")).await;
+    let paid_for = app.by_gsi1(&format!("PAYER#{USER}")).await;
     assert_eq!(paid_for.len(), 1);
     assert_eq!(s(&paid_for[0], "gsi1sk"), "SUBSCRIPTION_ITEM#csub_item_1");
 }
@@ -376,43 +336,43 @@ async fn messages_leave_only_the_event_record_unless_metadata_is_opted_in() {
     let email = json!({"object": "email", "id": "ema_1", "slug": "verification_code", "user_id": USER,
         "to_email_address": "ada@example.org", "subject": "Code 424242", "body": "424242",
         "status": "queued", "data": {"otp_code": "424242"}, "delivered_by_clerk": true});
-    let (h, client, table) = setup().await;
+    let mut app = TestApp::spawn().await;
     let id = msg_id();
     assert_eq!(
-        deliver(&h, &envelope("email.created", T0, email.clone()), &id).await,
+        app.deliver(&envelope("email.created", T0, email.clone()), &id)
+            .await,
         "applied"
     );
     assert_eq!(
-        deliver(&h, &envelope("email.created", T0, email.clone()), &id).await,
+        app.deliver(&envelope("email.created", T0, email.clone()), &id)
+            .await,
         "duplicate"
     );
-    let items = scan(&client, &table).await;
+    let items = app.scan().await;
     assert_eq!(items.len(), 1);
     assert_eq!(s(&items[0], "pk"), format!("EVENT#{id}"));
 
     let config = clerk_webhooks::config::Config::from_lookup(|name| match name {
         "CLERK_WEBHOOK_SIGNING_SECRET" => Some(SECRET.into()),
-        "TABLE_NAME" => Some(table.clone()),
+        "TABLE_NAME" => Some(app.table.clone()),
         "STORE_MESSAGE_METADATA" => Some("true".into()),
         _ => None,
     });
-    let h = Handler::new(config, client.clone());
-    assert_eq!(apply(&h, "email.created", T0, email).await, "applied");
-    let item = get(&client, &table, "MESSAGE#ema_1", "PROFILE")
-        .await
-        .unwrap();
+    // The same table, now under a handler that stores message metadata.
+    app.handler = Handler::new(config, app.client.clone());
+    assert_eq!(app.apply("email.created", T0, email).await, "applied");
+    let item = app.get("MESSAGE#ema_1", "PROFILE").await.unwrap();
     assert_eq!(
         (s(&item, "slug"), s(&item, "user_id")),
         ("verification_code".into(), USER.into())
     );
-    let text = format!("{:?}", scan(&client, &table).await);
+    let text = format!("{:?}", app.scan().await);
     assert!(
         !text.contains("424242") && !text.contains("ada@example.org"),
         "message content was stored"
     );
     // Message metadata names the user: it goes when the user is deleted.
-    apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await;
-    assert!(get(&client, &table, "MESSAGE#ema_1", "PROFILE")
-        .await
-        .is_none());
+    app.apply("user.deleted", T0 + 9_000, deleted("user", USER))
+        .await;
+    assert!(app.get("MESSAGE#ema_1", "PROFILE").await.is_none());
 }

@@ -4,12 +4,9 @@
 //! decided by a seeded generator) does one of the [`Fault`]s instead of a clean round trip.
 //! The `*After` faults forward the request first, so DynamoDB applies it while the client sees
 //! a failure: the case that makes a retried write meet its own earlier success.
-//!
-//! It can also be switched [down](FaultProxy::set_down): connections are then reset as soon
-//! as they arrive, as when DynamoDB is unreachable.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,7 +72,6 @@ struct Shared {
     faults: Vec<Fault>,
     stall: Duration,
     rng: Mutex<Rng>,
-    down: AtomicBool,
     requests: AtomicU64,
     forwarded: AtomicU64,
     faults_seen: [AtomicU64; 6],
@@ -127,7 +123,6 @@ impl FaultProxy {
             faults: config.faults,
             stall: config.stall,
             rng: Mutex::new(Rng::new(config.seed)),
-            down: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             faults_seen: Default::default(),
@@ -136,10 +131,6 @@ impl FaultProxy {
         let accept_loop = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let state = state.clone();
-                if state.down.load(Ordering::Relaxed) {
-                    reset(client);
-                    continue;
-                }
                 tokio::spawn(async move {
                     let _ = serve(client, &state).await;
                 });
@@ -155,11 +146,6 @@ impl FaultProxy {
     /// `http://…` for the SDK's endpoint.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// While down, every new connection is reset on arrival.
-    pub fn set_down(&self, down: bool) {
-        self.shared.down.store(down, Ordering::Relaxed);
     }
 
     pub fn counts(&self) -> ProxyCounts {

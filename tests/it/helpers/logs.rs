@@ -2,7 +2,7 @@
 //! ([`clerk_webhooks::logging::filter`]) at its most verbose level, one JSON object per line.
 //!
 //! With `CLERK_WEBHOOKS_LOG_AUDIT_DIR` set (scripts/test.sh sets it), the lines go to
-//! `<dir>/<test binary>-<pid>.jsonl`, where `scripts/log-audit.py` checks every one of them
+//! `<dir>/<test binary>-<pid>.jsonl` (with each line's thread, named after its test), where `scripts/log-audit.py` checks every one of them
 //! for secrets, personal data and pieces of request bodies. Without it they go to the test's
 //! captured output, shown when a test fails.
 
@@ -65,6 +65,18 @@ impl Write for SharedFile {
     }
 }
 
+/// The layer that writes to the audit: JSON lines with the thread's name, which libtest sets
+/// to the test's path (`sync_rules::a_test`), so the audit can tell which module logged.
+fn audit_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_thread_names(true)
+        .with_writer(audit_writer())
+}
+
 /// Installs the process-wide subscriber, once. The shared helpers (clients, handlers,
 /// `send`) call it, so every test that reaches the handler or the SDK logs.
 pub fn init() {
@@ -72,11 +84,7 @@ pub fn init() {
     INIT.call_once(|| {
         let subscriber = tracing_subscriber::registry()
             .with(clerk_webhooks::logging::filter(LevelFilter::TRACE))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(audit_writer()),
-            );
+            .with(audit_layer());
         // A test binary that installed its own global subscriber keeps it.
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
@@ -110,11 +118,7 @@ impl Capture {
                     .json()
                     .with_writer(move || writer.clone()),
             )
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(audit_writer()),
-            );
+            .with(audit_layer());
         (capture, tracing::subscriber::set_default(subscriber))
     }
 

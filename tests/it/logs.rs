@@ -1,10 +1,8 @@
 //! One log line per request, with the fields an operator needs, and never a secret, an email,
 //! a name, a phone number or a piece of the body.
 
-mod common;
-
-use common::logs::Capture;
-use common::*;
+use crate::helpers::logs::Capture;
+use crate::helpers::*;
 use lambda_http::http::Request as HttpRequest;
 use lambda_http::Body;
 use serde_json::{json, Value};
@@ -16,7 +14,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
     // The production filter at its most verbose setting.
     let (capture, _guard) = Capture::install();
 
-    let (h, _client, _table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = envelope(
         "user.created",
         1_716_883_200_005,
@@ -56,7 +54,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
         .into_iter()
         .chain([bad_sig, signed(&bad_payload, &msg_id())])
     {
-        send(&h, request).await;
+        app.send(request).await;
     }
 
     let text = capture.text();
@@ -112,7 +110,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
 #[tokio::test]
 async fn a_body_that_is_not_base64_gives_one_refused_line() {
     let (capture, _guard) = Capture::install();
-    let (h, _client, _table) = setup().await;
+    let app = TestApp::spawn().await;
     let body = envelope(
         "user.created",
         1_716_883_200_005,
@@ -120,7 +118,9 @@ async fn a_body_that_is_not_base64_gives_one_refused_line() {
     );
     let headers = signed_headers(&body, &msg_id());
     let text = String::from_utf8(body).unwrap();
-    let reply = send_event(&h, &function_url_event("POST", &headers, Some(text), true)).await;
+    let reply = app
+        .send_event(&function_url_event("POST", &headers, Some(text), true))
+        .await;
     assert_eq!(reply.status.as_u16(), 400);
 
     let lines = capture.request_lines();
@@ -148,7 +148,7 @@ async fn a_body_that_is_not_base64_gives_one_refused_line() {
 #[tokio::test]
 async fn an_id_without_its_usual_prefix_gives_one_line_naming_the_field() {
     let (capture, _guard) = Capture::install();
-    let (h, _client, _table) = setup().await;
+    let app = TestApp::spawn().await;
     let id = "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S";
     let body = envelope(
         "organizationDomain.updated",
@@ -157,7 +157,7 @@ async fn an_id_without_its_usual_prefix_gives_one_line_naming_the_field() {
                "name": "example.org", "enrollment_mode": "manual_invitation",
                "created_at": 1_716_883_200_000_i64, "updated_at": 1_716_883_500_000_i64}),
     );
-    assert_eq!(deliver(&h, &body, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&body, &msg_id()).await, "applied");
     let noted: Vec<Value> = capture
         .lines()
         .into_iter()

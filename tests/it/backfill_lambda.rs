@@ -3,15 +3,13 @@
 //! one page and answers `complete: false`; the second resumes from the checkpoint and
 //! finishes.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::fake_clerk::{user_id, Data, FakeClerk, KEY};
-use common::*;
+use crate::helpers::fake_clerk::{user_id, Data, FakeClerk, KEY};
+use crate::helpers::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -113,8 +111,7 @@ async fn connection(
 #[tokio::test]
 async fn invoked_by_hand_it_stops_before_its_deadline_and_resumes_on_the_next_invocation() {
     let fake = FakeClerk::start(Data::generate(25, 0, 0)).await;
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let payload = json!({"only": ["users"], "page_size": 10});
     // 30 s left is under the one-minute margin: one page, then stop.
     let (runtime, mut answers) = runtime_api(vec![(payload.clone(), 30), (payload, 900)]).await;
@@ -133,7 +130,7 @@ async fn invoked_by_hand_it_stops_before_its_deadline_and_resumes_on_the_next_in
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("CLERK_SECRET_KEY", KEY)
         .env("CLERK_API_URL", &fake.url)
-        .env("TABLE_NAME", &table)
+        .env("TABLE_NAME", &app.table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "local")
@@ -171,7 +168,7 @@ async fn invoked_by_hand_it_stops_before_its_deadline_and_resumes_on_the_next_in
         json!(format!("after {}", user_id(9)))
     );
     assert_eq!(
-        scan(&client, &table)
+        app.scan()
             .await
             .iter()
             .filter(|i| s(i, "entity") == "user")

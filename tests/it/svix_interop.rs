@@ -2,16 +2,14 @@
 //! must verify with ours; then the fixtures in `events/` replay a whole story through the
 //! handler into DynamoDB Local.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::config::Config;
 use clerk_webhooks::verify::{SignatureHeaders, VerifyError};
-use common::*;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
@@ -202,7 +200,7 @@ fn expected_key(event_type: &str, data: &Value) -> Option<(String, String)> {
 async fn every_fixture_signed_by_svix_replays_the_whole_catalog_into_dynamodb() {
     let story = story();
     assert_eq!(story.len(), 49, "one fixture per catalog type");
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let now = now_secs();
     let requests: Vec<ToSign> = story
         .iter()
@@ -219,22 +217,23 @@ async fn every_fixture_signed_by_svix_replays_the_whole_catalog_into_dynamodb() 
     for (((event_type, event, _), request), signature) in
         story.iter().zip(&requests).zip(&signatures)
     {
-        let reply = send(&h, svix_request(request, signature)).await;
+        let reply = app.send(svix_request(request, signature)).await;
         assert_eq!(reply.status, StatusCode::OK, "{event_type}: {}", reply.body);
         assert_eq!(reply.body["status"], json!("applied"), "{event_type}");
         let data = &event["data"];
-        let record = get(&client, &table, &format!("EVENT#{}", request.id), "EVENT").await;
+        let record = app.get(&format!("EVENT#{}", request.id), "EVENT").await;
         assert_eq!(record.map(|r| s(&r, "type")), Some(event_type.clone()));
         let Some((pk, sk)) = expected_key(event_type, data) else {
             // Messages: nothing but the event record, by default.
-            let text = format!("{:?}", scan(&client, &table).await);
+            let text = format!("{:?}", app.scan().await);
             assert!(
                 !text.contains("424242"),
                 "{event_type}: a one-time code was stored"
             );
             continue;
         };
-        let item = get(&client, &table, &pk, &sk)
+        let item = app
+            .get(&pk, &sk)
             .await
             .unwrap_or_else(|| panic!("{event_type}: no {pk} / {sk}"));
         assert_eq!(
@@ -261,18 +260,14 @@ async fn every_fixture_signed_by_svix_replays_the_whole_catalog_into_dynamodb() 
     let user_key = "USER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
     let org_key = "ORG#org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
     assert!(
-        partition(&client, &table, user_key, "SESSION#")
-            .await
-            .is_empty(),
+        app.partition(user_key, "SESSION#").await.is_empty(),
         "sessions went with the user"
     );
     assert!(
-        partition(&client, &table, org_key, "INVITATION#")
-            .await
-            .is_empty(),
+        app.partition(org_key, "INVITATION#").await.is_empty(),
         "invitations went with the org"
     );
-    let members = partition(&client, &table, org_key, "MEMBER#").await;
+    let members = app.partition(org_key, "MEMBER#").await;
     assert!(members
         .iter()
         .all(|m| m.get("deleted") == Some(&AttributeValue::Bool(true))));
@@ -283,14 +278,14 @@ async fn every_fixture_signed_by_svix_replays_the_whole_catalog_into_dynamodb() 
         "ROLE#role_2NNEqL2nrIRdJ194ndJqAHwROL1",
         "PERMISSION#perm_2NNEqL2nrIRdJ194ndJqAHwPRM1",
     ] {
-        let item = get(&client, &table, key, "PROFILE").await.unwrap();
+        let item = app.get(key, "PROFILE").await.unwrap();
         assert_eq!(
             item.get("deleted"),
             Some(&AttributeValue::Bool(true)),
             "{key}"
         );
     }
-    let items = scan(&client, &table).await;
+    let items = app.scan().await;
     assert_eq!(
         items.iter().filter(|i| s(i, "entity") == "event").count(),
         49
@@ -302,10 +297,10 @@ async fn every_fixture_signed_by_svix_replays_the_whole_catalog_into_dynamodb() 
 
     // Svix delivering everything again changes nothing.
     for ((event_type, _, _), request) in story.iter().zip(&requests) {
-        let reply = send(&h, signed(request.body.as_bytes(), &request.id)).await;
+        let reply = app.send(signed(request.body.as_bytes(), &request.id)).await;
         assert_eq!(reply.body["status"], json!("duplicate"), "{event_type}");
     }
-    let after = scan(&client, &table).await;
+    let after = app.scan().await;
     let changed: Vec<String> = after
         .iter()
         .filter(|i| !items.contains(i))

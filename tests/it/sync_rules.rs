@@ -1,12 +1,10 @@
 //! Every sync rule of the table contract, against DynamoDB Local through the real handler.
 
-mod common;
-
+use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::event::Event;
 use clerk_webhooks::plan::plan;
 use clerk_webhooks::store::{Outcome, Store};
-use common::*;
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
@@ -14,14 +12,12 @@ const T0: i64 = 1_716_883_200_000;
 
 #[tokio::test]
 async fn user_created_is_stored_with_its_primary_email_and_whole_data() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let id = msg_id();
     let body = envelope("user.created", T0 + 5, user(USER, T0, "Lovelace"));
-    assert_eq!(deliver(&h, &body, &id).await, "applied");
+    assert_eq!(app.deliver(&body, &id).await, "applied");
 
-    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .unwrap();
+    let item = app.get(&format!("USER#{USER}"), "PROFILE").await.unwrap();
     assert_eq!(s(&item, "entity"), "user");
     assert_eq!(s(&item, "id"), USER);
     // The second address is the primary one: not simply the first.
@@ -43,9 +39,7 @@ async fn user_created_is_stored_with_its_primary_email_and_whole_data() {
     };
     assert_eq!(meta.get("plan"), Some(&AttributeValue::S("pro".into())));
 
-    let record = get(&client, &table, &format!("EVENT#{id}"), "EVENT")
-        .await
-        .unwrap();
+    let record = app.get(&format!("EVENT#{id}"), "EVENT").await.unwrap();
     assert_eq!(s(&record, "type"), "user.created");
     let ttl = n(&record, "expires_at") - now_secs();
     assert!(
@@ -54,82 +48,73 @@ async fn user_created_is_stored_with_its_primary_email_and_whole_data() {
     );
 
     // Access pattern: user by email (lower-cased).
-    let found = by_gsi1(
-        &client,
-        &table,
-        &format!("EMAIL#ada.{}@example.org", USER.to_lowercase()),
-    )
-    .await;
+    let found = app
+        .by_gsi1(&format!("EMAIL#ada.{}@example.org", USER.to_lowercase()))
+        .await;
     assert_eq!(found.len(), 1);
     assert_eq!(s(&found[0], "id"), USER);
 }
 
 #[tokio::test]
 async fn the_same_svix_id_twice_is_a_duplicate_and_changes_nothing() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let id = msg_id();
     let body = envelope("user.created", T0, user(USER, T0, "Lovelace"));
-    assert_eq!(deliver(&h, &body, &id).await, "applied");
-    let before = scan(&client, &table).await;
-    assert_eq!(deliver(&h, &body, &id).await, "duplicate");
-    assert_eq!(scan(&client, &table).await, before);
+    assert_eq!(app.deliver(&body, &id).await, "applied");
+    let before = app.scan().await;
+    assert_eq!(app.deliver(&body, &id).await, "duplicate");
+    assert_eq!(app.scan().await, before);
 }
 
 #[tokio::test]
 async fn update_before_create_keeps_the_newer_version() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let updated = envelope(
         "user.updated",
         T0 + 3_600_005,
         user(USER, T0 + 3_600_000, "King"),
     );
     let created = envelope("user.created", T0 + 5, user(USER, T0, "Lovelace"));
-    assert_eq!(deliver(&h, &updated, &msg_id()).await, "applied");
-    assert_eq!(deliver(&h, &created, &msg_id()).await, "stale");
-    let item = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .unwrap();
+    assert_eq!(app.deliver(&updated, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&created, &msg_id()).await, "stale");
+    let item = app.get(&format!("USER#{USER}"), "PROFILE").await.unwrap();
     assert_eq!(s(&item, "last_name"), "King");
     assert_eq!(n(&item, "version"), T0 + 3_600_000);
 }
 
 #[tokio::test]
 async fn a_stale_event_leaves_no_event_record() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let newer = envelope(
         "organization.updated",
         T0,
         organization(ORG, T0 + 10, "New"),
     );
     let older = envelope("organization.updated", T0, organization(ORG, T0 + 5, "Old"));
-    assert_eq!(deliver(&h, &newer, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&newer, &msg_id()).await, "applied");
     let id = msg_id();
-    assert_eq!(deliver(&h, &older, &id).await, "stale");
-    assert!(get(&client, &table, &format!("EVENT#{id}"), "EVENT")
-        .await
-        .is_none());
-    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
-        .await
-        .unwrap();
+    assert_eq!(app.deliver(&older, &id).await, "stale");
+    assert!(app.get(&format!("EVENT#{id}"), "EVENT").await.is_none());
+    let org = app.get(&format!("ORG#{ORG}"), "PROFILE").await.unwrap();
     assert_eq!(s(&org, "name"), "New");
     // Access pattern: organization by slug.
-    let found = by_gsi1(&client, &table, &format!("SLUG#slug-{ORG}")).await;
+    let found = app.by_gsi1(&format!("SLUG#slug-{ORG}")).await;
     assert_eq!(found.len(), 1);
 }
 
 #[tokio::test]
 async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_back() {
-    let (h, client, table) = setup().await;
-    apply(&h, "user.created", T0, user(USER, T0, "Lovelace")).await;
+    let app = TestApp::spawn().await;
+    app.apply("user.created", T0, user(USER, T0, "Lovelace"))
+        .await;
     let deleted_at = T0 + 7_200_000;
     assert_eq!(
-        apply(&h, "user.deleted", deleted_at, deleted("user", USER)).await,
+        app.apply("user.deleted", deleted_at, deleted("user", USER))
+            .await,
         "applied"
     );
 
-    let tomb = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .unwrap();
+    let tomb = app.get(&format!("USER#{USER}"), "PROFILE").await.unwrap();
     assert_eq!(tomb.get("deleted"), Some(&AttributeValue::Bool(true)));
     assert_eq!(n(&tomb, "version"), deleted_at);
     assert_eq!(n(&tomb, "deleted_at"), deleted_at);
@@ -154,13 +139,10 @@ async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_bac
             "version"
         ]
     );
-    assert!(by_gsi1(
-        &client,
-        &table,
-        &format!("EMAIL#ada.{}@example.org", USER.to_lowercase())
-    )
-    .await
-    .is_empty());
+    assert!(app
+        .by_gsi1(&format!("EMAIL#ada.{}@example.org", USER.to_lowercase()))
+        .await
+        .is_empty());
 
     // A late update, older than the delete, is stale…
     let late = envelope(
@@ -168,25 +150,22 @@ async fn a_deleted_user_is_a_tombstone_without_personal_data_and_never_comes_bac
         T0 + 3_600_005,
         user(USER, T0 + 3_600_000, "King"),
     );
-    assert_eq!(deliver(&h, &late, &msg_id()).await, "stale");
+    assert_eq!(app.deliver(&late, &msg_id()).await, "stale");
     // …and so is one that claims to be newer: Clerk never reuses a user id.
     let bogus = envelope(
         "user.updated",
         deleted_at + 10,
         user(USER, deleted_at + 5, "Zombie"),
     );
-    assert_eq!(deliver(&h, &bogus, &msg_id()).await, "stale");
-    let after = get(&client, &table, &format!("USER#{USER}"), "PROFILE")
-        .await
-        .unwrap();
+    assert_eq!(app.deliver(&bogus, &msg_id()).await, "stale");
+    let after = app.get(&format!("USER#{USER}"), "PROFILE").await.unwrap();
     assert_eq!(after, tomb);
 }
 
 #[tokio::test]
 async fn an_organization_tombstone_blocks_late_updates() {
-    let (h, client, table) = setup().await;
-    apply(
-        &h,
+    let app = TestApp::spawn().await;
+    app.apply(
         "organization.deleted",
         T0 + 9_000,
         deleted("organization", ORG),
@@ -197,17 +176,15 @@ async fn an_organization_tombstone_blocks_late_updates() {
         T0 + 10,
         organization(ORG, T0 + 5, "Acme"),
     );
-    assert_eq!(deliver(&h, &late, &msg_id()).await, "stale");
-    let org = get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
-        .await
-        .unwrap();
+    assert_eq!(app.deliver(&late, &msg_id()).await, "stale");
+    let org = app.get(&format!("ORG#{ORG}"), "PROFILE").await.unwrap();
     assert!(!org.contains_key("name"));
     assert!(!org.contains_key("gsi1pk"));
 }
 
 #[tokio::test]
 async fn memberships_list_both_ways_and_may_arrive_before_their_parents() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let other_org = "org_2NNEqL2nrIRdJ194ndJqAHwOTHR";
     // Neither the organization nor the user exists yet.
     let m = envelope(
@@ -215,22 +192,18 @@ async fn memberships_list_both_ways_and_may_arrive_before_their_parents() {
         T0,
         membership(ORG, USER, T0, "org:member"),
     );
-    assert_eq!(deliver(&h, &m, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&m, &msg_id()).await, "applied");
     let m2 = envelope(
         "organizationMembership.created",
         T0,
         membership(other_org, USER, T0, "org:admin"),
     );
-    assert_eq!(deliver(&h, &m2, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&m2, &msg_id()).await, "applied");
 
-    let item = get(
-        &client,
-        &table,
-        &format!("ORG#{ORG}"),
-        &format!("MEMBER#{USER}"),
-    )
-    .await
-    .unwrap();
+    let item = app
+        .get(&format!("ORG#{ORG}"), &format!("MEMBER#{USER}"))
+        .await
+        .unwrap();
     assert_eq!(s(&item, "role"), "org:member");
     assert_eq!(s(&item, "org_id"), ORG);
     assert_eq!(s(&item, "user_id"), USER);
@@ -242,26 +215,18 @@ async fn memberships_list_both_ways_and_may_arrive_before_their_parents() {
         )]))
     );
     // A user's organizations, and an organization's members.
+    assert_eq!(app.by_gsi1(&format!("USER#{USER}")).await.len(), 2);
     assert_eq!(
-        by_gsi1(&client, &table, &format!("USER#{USER}"))
-            .await
-            .len(),
-        2
-    );
-    assert_eq!(
-        partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
-            .await
-            .len(),
+        app.partition(&format!("ORG#{ORG}"), "MEMBER#").await.len(),
         1
     );
 }
 
 #[tokio::test]
 async fn a_membership_never_resurrects_into_a_deleted_organization_or_for_a_deleted_user() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let other_user = "user_2NNEqL2nrIRdJ194ndJqAHwOTHR";
-    apply(
-        &h,
+    app.apply(
         "organization.deleted",
         T0 + 9_000,
         deleted("organization", ORG),
@@ -272,34 +237,34 @@ async fn a_membership_never_resurrects_into_a_deleted_organization_or_for_a_dele
         T0 + 20_000,
         membership(ORG, other_user, T0 + 20_000, "org:member"),
     );
-    assert_eq!(deliver(&h, &into_deleted_org, &msg_id()).await, "stale");
+    assert_eq!(app.deliver(&into_deleted_org, &msg_id()).await, "stale");
 
     let live_org = "org_2NNEqL2nrIRdJ194ndJqAHwLIVE";
-    apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await;
+    app.apply("user.deleted", T0 + 9_000, deleted("user", USER))
+        .await;
     let for_deleted_user = envelope(
         "organizationMembership.updated",
         T0 + 20_000,
         membership(live_org, USER, T0 + 20_000, "org:admin"),
     );
-    assert_eq!(deliver(&h, &for_deleted_user, &msg_id()).await, "stale");
+    assert_eq!(app.deliver(&for_deleted_user, &msg_id()).await, "stale");
 
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+    assert!(app
+        .partition(&format!("ORG#{ORG}"), "MEMBER#")
         .await
         .is_empty());
-    assert!(
-        partition(&client, &table, &format!("ORG#{live_org}"), "MEMBER#")
-            .await
-            .is_empty()
-    );
+    assert!(app
+        .partition(&format!("ORG#{live_org}"), "MEMBER#")
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
 async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let key = (format!("ORG#{ORG}"), format!("MEMBER#{USER}"));
     let updated = membership(ORG, USER, T0 + 1_000, "org:admin");
-    apply(
-        &h,
+    app.apply(
         "organizationMembership.updated",
         T0 + 1_005,
         updated.clone(),
@@ -307,8 +272,8 @@ async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
     .await;
     // Clerk's delete carries the same updated_at as the update it follows.
     let del = envelope("organizationMembership.deleted", T0 + 2_000, updated);
-    assert_eq!(deliver(&h, &del, &msg_id()).await, "applied");
-    let tomb = get(&client, &table, &key.0, &key.1).await.unwrap();
+    assert_eq!(app.deliver(&del, &msg_id()).await, "applied");
+    let tomb = app.get(&key.0, &key.1).await.unwrap();
     assert_eq!(tomb.get("deleted"), Some(&AttributeValue::Bool(true)));
     assert!(
         !tomb.contains_key("role") && !tomb.contains_key("data") && !tomb.contains_key("gsi1pk")
@@ -320,15 +285,15 @@ async fn membership_delete_after_its_update_applies_and_a_re_add_comes_back() {
         T0 + 5,
         membership(ORG, USER, T0, "org:member"),
     );
-    assert_eq!(deliver(&h, &old_create, &msg_id()).await, "stale");
+    assert_eq!(app.deliver(&old_create, &msg_id()).await, "stale");
     // Re-adding the member later is a newer version of the same key.
     let re_add = envelope(
         "organizationMembership.created",
         T0 + 60_000,
         membership(ORG, USER, T0 + 60_000, "org:member"),
     );
-    assert_eq!(deliver(&h, &re_add, &msg_id()).await, "applied");
-    let back = get(&client, &table, &key.0, &key.1).await.unwrap();
+    assert_eq!(app.deliver(&re_add, &msg_id()).await, "applied");
+    let back = app.get(&key.0, &key.1).await.unwrap();
     assert_eq!(s(&back, "role"), "org:member");
     assert!(!back.contains_key("deleted"));
 }
@@ -346,37 +311,31 @@ async fn add_members(h: &clerk_webhooks::handler::Handler, org: &str, users: &[S
 
 #[tokio::test]
 async fn organization_deleted_removes_every_membership_of_its_partition() {
-    let (h, client, table) = setup().await;
-    apply(
-        &h,
-        "organization.created",
-        T0,
-        organization(ORG, T0, "Acme"),
-    )
-    .await;
+    let app = TestApp::spawn().await;
+    app.apply("organization.created", T0, organization(ORG, T0, "Acme"))
+        .await;
     // More than one BatchWriteItem (25) worth of members.
     let users: Vec<String> = (0..30).map(|i| format!("user_member{i:02}")).collect();
-    add_members(&h, ORG, &users).await;
+    add_members(&app.handler, ORG, &users).await;
     let elsewhere = "org_2NNEqL2nrIRdJ194ndJqAHwKEEP";
-    add_members(&h, elsewhere, &users[..1]).await;
+    add_members(&app.handler, elsewhere, &users[..1]).await;
 
     let del = envelope(
         "organization.deleted",
         T0 + 9_000,
         deleted("organization", ORG),
     );
-    assert_eq!(deliver(&h, &del, &msg_id()).await, "applied");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+    assert_eq!(app.deliver(&del, &msg_id()).await, "applied");
+    assert!(app
+        .partition(&format!("ORG#{ORG}"), "MEMBER#")
         .await
         .is_empty());
     assert!(
-        get(&client, &table, &format!("ORG#{ORG}"), "PROFILE")
-            .await
-            .is_some(),
+        app.get(&format!("ORG#{ORG}"), "PROFILE").await.is_some(),
         "tombstone stays"
     );
     assert_eq!(
-        partition(&client, &table, &format!("ORG#{elsewhere}"), "MEMBER#")
+        app.partition(&format!("ORG#{elsewhere}"), "MEMBER#")
             .await
             .len(),
         1
@@ -385,28 +344,31 @@ async fn organization_deleted_removes_every_membership_of_its_partition() {
 
 #[tokio::test]
 async fn user_deleted_removes_the_users_memberships_in_every_organization() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let orgs = ["org_a1", "org_b2", "org_c3"];
     for org in orgs {
-        add_members(&h, org, &[USER.to_owned(), "user_other".to_owned()]).await;
+        add_members(
+            &app.handler,
+            org,
+            &[USER.to_owned(), "user_other".to_owned()],
+        )
+        .await;
     }
     let del = envelope("user.deleted", T0 + 9_000, deleted("user", USER));
-    assert_eq!(deliver(&h, &del, &msg_id()).await, "applied");
+    assert_eq!(app.deliver(&del, &msg_id()).await, "applied");
     for org in orgs {
-        let members = partition(&client, &table, &format!("ORG#{org}"), "MEMBER#").await;
+        let members = app.partition(&format!("ORG#{org}"), "MEMBER#").await;
         let ids: Vec<String> = members.iter().map(|m| s(m, "user_id")).collect();
         assert_eq!(ids, ["user_other"], "{org}");
     }
-    assert!(by_gsi1(&client, &table, &format!("USER#{USER}"))
-        .await
-        .is_empty());
+    assert!(app.by_gsi1(&format!("USER#{USER}")).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let users: Vec<String> = (0..5).map(|i| format!("user_m{i}")).collect();
-    add_members(&h, ORG, &users).await;
+    add_members(&app.handler, ORG, &users).await;
 
     // First delivery: the transaction commits, then the function dies before the cascade
     // (as a 503 or a crash between the two calls would leave it).
@@ -417,34 +379,34 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
         deleted("organization", ORG),
     );
     let event = Event::decode(&body).unwrap();
-    let plan = plan(&event, &id, &config(&table).settings, T0 + 9_100).unwrap();
-    let (outcome, _) = Store::new(client.clone(), &table)
+    let plan = plan(&event, &id, &config(&app.table).settings, T0 + 9_100).unwrap();
+    let (outcome, _) = Store::new(app.client.clone(), &app.table)
         .transact(&plan)
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Applied);
     assert_eq!(
-        partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
-            .await
-            .len(),
+        app.partition(&format!("ORG#{ORG}"), "MEMBER#").await.len(),
         5
     );
 
     // Svix retries the same message: a duplicate, and the cascade runs to completion.
-    assert_eq!(deliver(&h, &body, &id).await, "duplicate");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+    assert_eq!(app.deliver(&body, &id).await, "duplicate");
+    assert!(app
+        .partition(&format!("ORG#{ORG}"), "MEMBER#")
         .await
         .is_empty());
 }
 
 #[tokio::test]
 async fn a_stale_delete_that_meets_a_tombstone_still_finishes_the_cascade() {
-    let (h, client, table) = setup().await;
-    apply(&h, "user.deleted", T0 + 9_000, deleted("user", USER)).await;
+    let app = TestApp::spawn().await;
+    app.apply("user.deleted", T0 + 9_000, deleted("user", USER))
+        .await;
     // A membership left behind, e.g. by a cascade that read the index before it caught up.
-    client
+    app.client
         .put_item()
-        .table_name(&table)
+        .table_name(&app.table)
         .item("pk", AttributeValue::S(format!("ORG#{ORG}")))
         .item("sk", AttributeValue::S(format!("MEMBER#{USER}")))
         .item("gsi1pk", AttributeValue::S(format!("USER#{USER}")))
@@ -454,22 +416,22 @@ async fn a_stale_delete_that_meets_a_tombstone_still_finishes_the_cascade() {
         .unwrap();
     // Another, older delete message for the same user: stale, yet the cascade runs again.
     let older = envelope("user.deleted", T0 + 8_000, deleted("user", USER));
-    assert_eq!(deliver(&h, &older, &msg_id()).await, "stale");
-    assert!(partition(&client, &table, &format!("ORG#{ORG}"), "MEMBER#")
+    assert_eq!(app.deliver(&older, &msg_id()).await, "stale");
+    assert!(app
+        .partition(&format!("ORG#{ORG}"), "MEMBER#")
         .await
         .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_deliveries_of_one_svix_id_apply_exactly_once() {
-    let (h, client, table) = setup().await;
-    let h = std::sync::Arc::new(h);
+    let app = std::sync::Arc::new(TestApp::spawn().await);
     let id = msg_id();
     let body = envelope("user.created", T0, user(USER, T0, "Lovelace"));
     let mut deliveries = tokio::task::JoinSet::new();
     for _ in 0..16 {
-        let (h, request) = (h.clone(), signed(&body, &id));
-        deliveries.spawn(async move { send(&h, request).await });
+        let (app, request) = (app.clone(), signed(&body, &id));
+        deliveries.spawn(async move { app.send(request).await });
     }
     let mut applied = 0;
     while let Some(reply) = deliveries.join_next().await {
@@ -485,10 +447,6 @@ async fn concurrent_deliveries_of_one_svix_id_apply_exactly_once() {
         }
     }
     assert_eq!(applied, 1);
-    assert_eq!(
-        scan(&client, &table).await.len(),
-        2,
-        "one user, one event record"
-    );
-    assert_eq!(deliver(&h, &body, &id).await, "duplicate");
+    assert_eq!(app.scan().await.len(), 2, "one user, one event record");
+    assert_eq!(app.deliver(&body, &id).await, "duplicate");
 }

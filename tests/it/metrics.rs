@@ -1,10 +1,8 @@
 //! The per-request EMF line: valid for CloudWatch, exactly one outcome counted, one line per
 //! request whatever happened to it.
 
-mod common;
-
+use crate::helpers::emf::validate;
 use clerk_webhooks::metrics::{emf, RequestMetrics, DEFAULT_NAMESPACE, OUTCOMES};
-use common::emf::validate;
 use serde_json::json;
 
 #[test]

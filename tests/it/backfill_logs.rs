@@ -2,17 +2,17 @@
 //! a 429, skips objects and fails on a refused key: useful lines, and never the secret key,
 //! an email, a phone number, a name or a piece of a Clerk object.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::fake_clerk::{
+    user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGANIZATIONS, USERS,
+};
+use crate::helpers::*;
 use clerk_webhooks::backfill::options::Options;
 use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, Kind};
 use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
 use clerk_webhooks::store::Store;
-use common::fake_clerk::{user_id, Data, FakeClerk, Reply, KEY, MEMBERSHIPS, ORGANIZATIONS, USERS};
-use common::*;
 use serde_json::Value;
 
 // The current-thread runtime keeps every task (hyper's connections included) on the thread
@@ -20,7 +20,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn the_secret_key_and_personal_data_never_reach_the_logs() {
     // The production filter at TRACE, as JSON; the lines also join the suite's log audit.
-    let (capture, _guard) = common::logs::Capture::install();
+    let (capture, _guard) = crate::helpers::logs::Capture::install();
 
     let mut data = Data::generate(25, 6, 2);
     data.users[4].as_object_mut().unwrap().remove("updated_at");
@@ -32,8 +32,7 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
     fake.inject(USERS, 2, Reply::TooManyRequests(None), 1);
     fake.inject(ORGANIZATIONS, 1, Reply::Status(500), 1);
     fake.inject(MEMBERSHIPS, 1, Reply::Slow(Duration::from_secs(2)), 1);
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let policy = RetryPolicy {
         request_timeout: Duration::from_millis(500),
         backoff_base: Duration::from_millis(10),
@@ -49,7 +48,7 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
     let base = ApiBase::parse(&fake.url).unwrap();
     let api = ClerkApi::new(base.clone(), SecretKey::parse(KEY).unwrap(), policy).unwrap();
     tracing::debug!(?api, "the client as Debug prints it");
-    let store = Store::new(client.clone(), &table);
+    let store = Store::new(app.client.clone(), &app.table);
     let summary = Backfill::new(api, Some(store.clone()), options.clone())
         .run()
         .await

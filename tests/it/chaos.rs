@@ -13,8 +13,6 @@
 //! `CHAOS_EVENTS` (2000), `CHAOS_FAULT_RATE` (0.05), `CHAOS_SEED` (20261126),
 //! `CHAOS_INSTANCES` (4), `CHAOS_IN_FLIGHT` (16). `make chaos` runs the large size.
 
-mod common;
-#[path = "chaos/history.rs"]
 mod history;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,9 +20,9 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
-use common::rng::Rng;
-use common::*;
+use crate::helpers::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
+use crate::helpers::rng::Rng;
+use crate::helpers::*;
 use history::{Expect, History};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -89,8 +87,7 @@ async fn a_fault_storm_is_survived_through_svix_retries() {
 }
 
 async fn run(size: Size) {
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let proxy = FaultProxy::start(
         "127.0.0.1:0".parse().unwrap(),
         dynamodb_local_addr(),
@@ -102,7 +99,7 @@ async fn run(size: Size) {
     )
     .await;
     let handlers: Vec<_> = (0..size.instances)
-        .map(|_| Arc::new(handler_for(client_for(&proxy.endpoint()), &table)))
+        .map(|_| Arc::new(handler_for(client_for(&proxy.endpoint()), &app.table)))
         .collect();
     let start_ms = now_secs() * 1000 - 86_400_000;
     let history = history::generate(size.seed, size.events, start_ms);
@@ -112,7 +109,7 @@ async fn run(size: Size) {
     let answers = deliver_all(&history, &schedule, &handlers, size.in_flight, size.seed).await;
     let took = started.elapsed();
 
-    let items = scan(&client, &table).await;
+    let items = app.scan().await;
     let mismatches = compare(&history, &answers, &items);
     let report = report(
         &size,
@@ -404,17 +401,17 @@ fn report(
 async fn the_comparison_reports_every_kind_of_damage() {
     use aws_sdk_dynamodb::types::AttributeValue;
 
-    let (handler, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let history = history::generate(7, 300, now_secs() * 1000 - 86_400_000);
     let mut answers = Vec::new();
     for message in &history.messages {
-        let status = deliver(&handler, &message.body, &message.svix_id).await;
+        let status = app.deliver(&message.body, &message.svix_id).await;
         answers.push(Answers {
             statuses: vec![status],
             retried: 0,
         });
     }
-    let clean = compare(&history, &answers, &scan(&client, &table).await);
+    let clean = compare(&history, &answers, &app.scan().await);
     assert!(clean.is_empty(), "in-order delivery: {clean:#?}");
 
     let key_of = |wanted: fn(&Expect) -> bool| {
@@ -429,13 +426,13 @@ async fn the_comparison_reports_every_kind_of_damage() {
     let tombstone = key_of(|e| matches!(e, Expect::Tombstone { .. }));
     let live = key_of(|e| matches!(e, Expect::Live { .. }));
     let put = |item: Item| {
-        client
+        app.client
             .put_item()
-            .table_name(&table)
+            .table_name(&app.table)
             .set_item(Some(item))
             .send()
     };
-    let mut stored = get(&client, &table, &live.0, &live.1).await.unwrap();
+    let mut stored = app.get(&live.0, &live.1).await.unwrap();
 
     // A live copy where the model has a tombstone.
     let mut resurrected = stored.clone();
@@ -450,16 +447,16 @@ async fn the_comparison_reports_every_kind_of_damage() {
     put(stored).await.unwrap();
     // A lost event record.
     let first = &history.messages[0].svix_id;
-    client
+    app.client
         .delete_item()
-        .table_name(&table)
+        .table_name(&app.table)
         .key("pk", AttributeValue::S(format!("EVENT#{first}")))
         .key("sk", AttributeValue::S("EVENT".into()))
         .send()
         .await
         .unwrap();
 
-    let found = compare(&history, &answers, &scan(&client, &table).await);
+    let found = compare(&history, &answers, &app.scan().await);
     let mentions = |text: &str| found.iter().filter(|p| p.contains(text)).count();
     assert_eq!(found.len(), 4, "{found:#?}");
     assert_eq!(

@@ -3,8 +3,6 @@
 //! them without a nightly toolchain. Bodies are arbitrary bytes, byte-edited fixtures and
 //! structurally mutated fixtures from `events/`.
 
-// A test file is a crate root: without `path` this would be tests/invariants.rs.
-#[path = "properties/invariants.rs"]
 mod invariants;
 
 use std::path::{Path, PathBuf};
@@ -69,7 +67,7 @@ fn fixed_recipe(seed: u32, for_requests: bool) -> Vec<u8> {
 
 proptest! {
     // Sized so the whole file runs in seconds in an unoptimised CI build. Failing cases are
-    // saved next to this file (tests/properties.proptest-regressions) and replayed first.
+    // saved next to this file (tests/it/properties.proptest-regressions) and replayed first.
     #![proptest_config(ProptestConfig {
         cases: 512,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),

@@ -3,13 +3,11 @@
 //! library, and the item it lands in DynamoDB Local. `cargo lambda` comes from
 //! `.tools/venv` (make test installs it) or PATH.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::Value;
 
 struct Watch(Child);
@@ -37,8 +35,7 @@ fn free_port() -> u16 {
 async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
     use std::os::unix::process::CommandExt;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let client = local_client();
-    let table = fresh_table(&client).await;
+    let app = TestApp::spawn().await;
     let port = free_port();
     let path = format!(
         "{}:{}",
@@ -46,7 +43,7 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         std::env::var("PATH").unwrap_or_default()
     );
     // Under scripts/test.sh the function's whole output joins the log audit.
-    let log_path = match common::logs::audit_dir() {
+    let log_path = match crate::helpers::logs::audit_dir() {
         Some(dir) => dir.join(format!("e2e-cargo-lambda-watch-{port}.log")),
         None => std::env::temp_dir().join(format!("clerk-webhooks-e2e-{port}.log")),
     };
@@ -74,7 +71,7 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         .current_dir(root)
         .env("PATH", path)
         .env("CLERK_WEBHOOK_SIGNING_SECRET", SECRET)
-        .env("TABLE_NAME", &table)
+        .env("TABLE_NAME", &app.table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
         // cargo lambda watch sets no region; without one every DynamoDB call fails to dispatch.
         .env("AWS_REGION", "us-east-1")
@@ -116,14 +113,10 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
     assert_eq!(reply["status"], 200, "{reply}");
     assert_eq!(reply["body"], r#"{"status":"applied"}"#);
 
-    let item = get(
-        &client,
-        &table,
-        "USER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC",
-        "PROFILE",
-    )
-    .await
-    .unwrap();
+    let item = app
+        .get("USER#user_2NNEqL2nrIRdJ194ndJqAHwEfxC", "PROFILE")
+        .await
+        .unwrap();
     assert_eq!(s(&item, "email"), "ada.lovelace@example.org");
     assert_eq!(s(&item, "last_svix_id"), reply["svix_id"].as_str().unwrap());
 
@@ -153,7 +146,7 @@ async fn a_svix_signed_request_through_cargo_lambda_watch_lands_in_dynamodb() {
         .filter(|v| v.get("_aws").is_some())
         .collect();
     assert_eq!(emf.len(), 1, "{log}");
-    common::emf::validate(&emf[0]).unwrap();
+    crate::helpers::emf::validate(&emf[0]).unwrap();
     assert_eq!(
         (emf[0]["Applied"].as_i64(), emf[0]["Family"].as_str()),
         (Some(1), Some("user"))

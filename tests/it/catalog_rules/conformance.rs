@@ -20,11 +20,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use clerk_webhooks::handler::Handler;
 use clerk_webhooks::plan::{delete_version, upsert_version, Key};
 use serde_json::Value;
 
-use crate::common::*;
+use crate::helpers::*;
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -147,26 +146,21 @@ fn examples() -> Vec<Example> {
 }
 
 /// What one delivery of `example` did, checked against the table around it.
-async fn deliver_and_check(
-    h: &Handler,
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    example: &Example,
-) -> String {
+async fn deliver_and_check(app: &TestApp, example: &Example) -> String {
     let key = example.key();
     let before = match &key {
-        Some(key) => get(client, table, &key.pk, &key.sk).await,
+        Some(key) => app.get(&key.pk, &key.sk).await,
         None => None,
     };
     let svix_id = msg_id();
     let body = serde_json::to_vec(&example.body).unwrap();
-    let reply = send(h, signed(&body, &svix_id)).await;
+    let reply = app.send(signed(&body, &svix_id)).await;
     let what = &example.event_type;
     assert_eq!(reply.status.as_u16(), 200, "{what}: {}", reply.body);
     let outcome = reply.body["status"].as_str().unwrap().to_owned();
-    let record = get(client, table, &format!("EVENT#{svix_id}"), "EVENT").await;
+    let record = app.get(&format!("EVENT#{svix_id}"), "EVENT").await;
     let after = match &key {
-        Some(key) => get(client, table, &key.pk, &key.sk).await,
+        Some(key) => app.get(&key.pk, &key.sk).await,
         None => None,
     };
     match outcome.as_str() {
@@ -212,11 +206,9 @@ async fn every_example_in_clerks_spec_is_applied_on_its_own_with_its_documented_
     let types: std::collections::BTreeSet<&str> =
         examples.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types.len(), 45, "the 2025-04-15 spec documents 45 types");
-    let client = local_client();
     for example in &examples {
-        let table = fresh_table(&client).await;
-        let h = handler_for(client.clone(), &table);
-        let outcome = deliver_and_check(&h, &client, &table, example).await;
+        let app = TestApp::spawn().await;
+        let outcome = deliver_and_check(&app, example).await;
         assert_eq!(
             outcome, "applied",
             "{} on an empty table",
@@ -239,10 +231,10 @@ async fn clerks_spec_replayed_in_timestamp_order_is_answered_200_and_agrees_with
         example.body["timestamp"] = Value::from(stamp);
         previous = stamp;
     }
-    let (h, client, table) = setup().await;
+    let app = TestApp::spawn().await;
     let mut outcomes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for example in &examples {
-        let outcome = deliver_and_check(&h, &client, &table, example).await;
+        let outcome = deliver_and_check(&app, example).await;
         outcomes
             .entry(outcome)
             .or_default()
@@ -260,12 +252,12 @@ async fn clerks_spec_replayed_in_timestamp_order_is_answered_200_and_agrees_with
         .and_then(Example::key)
         .unwrap();
     assert!(domain.pk.starts_with("DOMAIN#orgdm_"), "{}", domain.pk);
-    let item = get(&client, &table, &domain.pk, &domain.sk).await.unwrap();
+    let item = app.get(&domain.pk, &domain.sk).await.unwrap();
     assert_eq!(item.get("deleted"), Some(&AttributeValue::Bool(true)));
     // Every delete ends its object: its key holds a tombstone at the end.
     for example in examples.iter().filter(|e| e.is_delete()) {
         let key = example.key().unwrap();
-        let item = get(&client, &table, &key.pk, &key.sk).await.unwrap();
+        let item = app.get(&key.pk, &key.sk).await.unwrap();
         assert_eq!(
             item.get("deleted"),
             Some(&AttributeValue::Bool(true)),
