@@ -157,7 +157,7 @@ async fn main() {
         .interceptor(counter.clone());
     let client = Client::from_conf(store::with_limits(builder).build());
     let table = format!("bench-{}", now_secs());
-    store::create_table(&client, &table)
+    clerk_webhooks::table::create_table(&client, &table)
         .await
         .expect("DynamoDB Local must be running");
     let config = Config::from_lookup(|name| match name {

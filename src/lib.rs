@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: function-URL event -> [`function_url`] -> [`verify`] -> [`event`] ->
 //! [`plan`] -> [`store`] -> response, wired together by [`handler`]. Nothing before `store`
-//! does I/O.
+//! does I/O. [`table`] is the table contract every part shares: keys, index, TTL.
 
 pub mod backfill;
 pub mod backoff;
@@ -15,4 +15,5 @@ pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod store;
+pub mod table;
 pub mod verify;

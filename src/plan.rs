@@ -1,84 +1,16 @@
 //! Sync rules: what each event does to the table, as a pure function
 //! `(event, svix id, settings, now) -> Plan`. No I/O here; [`crate::store`] executes plans.
 //!
-//! The table contract (keys, attributes, GSI) is defined here and documented in README.md.
+//! The keys and index entries come from [`crate::table`], the table contract.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::Settings;
 use crate::event::{
     normalize_millis, Billing, Domain, Event, Invitation, Membership, Message, MessageKind,
     Organization, OrganizationInvitation, Payload, Permission, Role, Session, User, WaitlistEntry,
 };
-
-/// A whole DynamoDB item as JSON, including `pk` and `sk`. The store converts it with
-/// `serde_dynamo`, so maps and lists stay native DynamoDB maps and lists.
-pub type Item = Map<String, Value>;
-
-pub const PROFILE_SK: &str = "PROFILE";
-pub const EVENT_SK: &str = "EVENT";
-
-/// The primary key of one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    pub pk: String,
-    pub sk: String,
-}
-
-impl Key {
-    /// `{KIND}#{id}` / `PROFILE`: the item of an object keyed by its own id.
-    pub fn profile(kind: &str, id: &str) -> Self {
-        Self {
-            pk: format!("{kind}#{id}"),
-            sk: PROFILE_SK.into(),
-        }
-    }
-    pub fn user(user_id: &str) -> Self {
-        Self::profile("USER", user_id)
-    }
-    pub fn organization(org_id: &str) -> Self {
-        Self::profile("ORG", org_id)
-    }
-    pub fn membership(org_id: &str, user_id: &str) -> Self {
-        Self {
-            pk: format!("ORG#{org_id}"),
-            sk: format!("MEMBER#{user_id}"),
-        }
-    }
-    pub fn session(user_id: &str, session_id: &str) -> Self {
-        Self {
-            pk: format!("USER#{user_id}"),
-            sk: format!("SESSION#{session_id}"),
-        }
-    }
-    pub fn organization_invitation(org_id: &str, invitation_id: &str) -> Self {
-        Self {
-            pk: format!("ORG#{org_id}"),
-            sk: format!("INVITATION#{invitation_id}"),
-        }
-    }
-    pub fn event(svix_id: &str) -> Self {
-        Self {
-            pk: format!("EVENT#{svix_id}"),
-            sk: EVENT_SK.into(),
-        }
-    }
-
-    /// Reads the key back from an item.
-    pub fn of(item: &Item) -> Option<Self> {
-        Some(Self {
-            pk: item.get("pk")?.as_str()?.to_owned(),
-            sk: item.get("sk")?.as_str()?.to_owned(),
-        })
-    }
-
-    fn item(&self) -> Item {
-        let mut item = Map::new();
-        item.insert("pk".into(), Value::String(self.pk.clone()));
-        item.insert("sk".into(), Value::String(self.sk.clone()));
-        item
-    }
-}
+use crate::table::{IndexEntry, Item, Key};
 
 /// When an entity write may replace what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,21 +167,15 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
             )
         }
         Payload::DomainDeleted(d) => (
-            vec![ctx.tombstone(Key::profile("DOMAIN", &d.id), "domain", &d.id, None, &[])],
+            vec![ctx.tombstone(Key::domain(&d.id), "domain", &d.id, None, &[])],
             None,
         ),
         Payload::RoleDeleted(d) => (
-            vec![ctx.tombstone(Key::profile("ROLE", &d.id), "role", &d.id, None, &[])],
+            vec![ctx.tombstone(Key::role(&d.id), "role", &d.id, None, &[])],
             None,
         ),
         Payload::PermissionDeleted(d) => (
-            vec![ctx.tombstone(
-                Key::profile("PERMISSION", &d.id),
-                "permission",
-                &d.id,
-                None,
-                &[],
-            )],
+            vec![ctx.tombstone(Key::permission(&d.id), "permission", &d.id, None, &[])],
             None,
         ),
     };
@@ -367,11 +293,7 @@ impl ItemBuilder<'_> {
         let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &fields, data);
         if let Some(email) = user.primary_email() {
             insert(&mut item, "email", email);
-            set_gsi(
-                &mut item,
-                format!("EMAIL#{}", email.to_lowercase()),
-                format!("USER#{}", user.id),
-            );
+            IndexEntry::user_email(email, &user.id).set_on(&mut item);
         }
         item
     }
@@ -404,7 +326,7 @@ impl ItemBuilder<'_> {
             ],
         );
         if let Some(slug) = org.slug.as_deref().filter(|s| !s.is_empty()) {
-            set_gsi(&mut item, format!("SLUG#{slug}"), format!("ORG#{}", org.id));
+            IndexEntry::organization_slug(slug, &org.id).set_on(&mut item);
         }
         self.put(item, org.updated_at, Guard::NewerAndNotDeleted)
     }
@@ -421,11 +343,7 @@ impl ItemBuilder<'_> {
         insert(&mut item, "org_id", org_id.as_str());
         insert(&mut item, "user_id", user_id.as_str());
         // Lists a user's organizations: query gsi1 for USER#{user_id}.
-        set_gsi(
-            &mut item,
-            format!("USER#{user_id}"),
-            format!("ORG#{org_id}"),
-        );
+        IndexEntry::user_membership(user_id, org_id).set_on(&mut item);
         // A membership key (org + user) can come back: a removed member may be re-added,
         // so its tombstone yields to a newer version rather than being final.
         self.put(item, m.updated_at, Guard::Newer)
@@ -493,11 +411,7 @@ impl ItemBuilder<'_> {
         );
         insert(&mut item, "org_id", inv.organization_id.as_str());
         if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
-            set_gsi(
-                &mut item,
-                format!("EMAIL#{}", email.to_lowercase()),
-                format!("ORGINV#{}", inv.id),
-            );
+            IndexEntry::organization_invitation_email(email, &inv.id).set_on(&mut item);
         }
         if let Some(expiry) = inv.expires_at {
             insert(&mut item, "expires_at", ttl_from_millis(expiry));
@@ -506,7 +420,7 @@ impl ItemBuilder<'_> {
     }
 
     fn domain(&self, d: &Domain) -> Write {
-        let key = Key::profile("DOMAIN", &d.id);
+        let key = Key::domain(&d.id);
         let mut item = self.entity(
             key,
             "domain",
@@ -515,16 +429,12 @@ impl ItemBuilder<'_> {
         );
         insert(&mut item, "org_id", d.organization_id.as_str());
         // Lists an organization's domains: query gsi1 for ORG#{org_id}.
-        set_gsi(
-            &mut item,
-            format!("ORG#{}", d.organization_id),
-            format!("DOMAIN#{}", d.id),
-        );
+        IndexEntry::organization_domain(&d.organization_id, &d.id).set_on(&mut item);
         self.put(item, d.updated_at, Guard::NewerAndNotDeleted)
     }
 
     fn invitation(&self, inv: &Invitation) -> Write {
-        let key = Key::profile("INVITATION", &inv.id);
+        let key = Key::invitation(&inv.id);
         let mut item = self.entity(
             key,
             "invitation",
@@ -532,11 +442,7 @@ impl ItemBuilder<'_> {
             &["email_address", "status", "created_at", "updated_at"],
         );
         if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
-            set_gsi(
-                &mut item,
-                format!("EMAIL#{}", email.to_lowercase()),
-                format!("INVITATION#{}", inv.id),
-            );
+            IndexEntry::invitation_email(email, &inv.id).set_on(&mut item);
         }
         if let Some(expiry) = inv.expires_at {
             insert(&mut item, "expires_at", ttl_from_millis(expiry));
@@ -545,7 +451,7 @@ impl ItemBuilder<'_> {
     }
 
     fn role(&self, role: &Role) -> Write {
-        let key = Key::profile("ROLE", &role.id);
+        let key = Key::role(&role.id);
         let mut item = self.entity(
             key,
             "role",
@@ -557,7 +463,7 @@ impl ItemBuilder<'_> {
     }
 
     fn permission(&self, p: &Permission) -> Write {
-        let key = Key::profile("PERMISSION", &p.id);
+        let key = Key::permission(&p.id);
         let item = self.entity(
             key,
             "permission",
@@ -575,7 +481,7 @@ impl ItemBuilder<'_> {
     }
 
     fn waitlist_entry(&self, entry: &WaitlistEntry) -> Write {
-        let key = Key::profile("WAITLIST", &entry.id);
+        let key = Key::waitlist_entry(&entry.id);
         let mut item = self.entity(
             key,
             "waitlist_entry",
@@ -589,11 +495,7 @@ impl ItemBuilder<'_> {
             ],
         );
         if let Some(email) = entry.email_address.as_deref().filter(|e| !e.is_empty()) {
-            set_gsi(
-                &mut item,
-                format!("EMAIL#{}", email.to_lowercase()),
-                format!("WAITLIST#{}", entry.id),
-            );
+            IndexEntry::waitlist_email(email, &entry.id).set_on(&mut item);
         }
         self.put(item, entry.updated_at, Guard::Newer)
     }
@@ -601,8 +503,12 @@ impl ItemBuilder<'_> {
     fn billing(&self, billing: &Billing) -> Write {
         let kind = billing.kind.key_prefix();
         let id = &billing.object.id;
+        let key = Key::profile(kind, id);
+        let payer_entry = billing
+            .payer_id()
+            .map(|payer| IndexEntry::payer(payer, &key));
         let mut item = self.entity(
-            Key::profile(kind, id),
+            key,
             billing.kind.entity(),
             id,
             &[
@@ -618,8 +524,8 @@ impl ItemBuilder<'_> {
             insert_opt(&mut item, "payer_org_id", &payer.organization_id);
         }
         // Lists what a user or an organization pays for: query gsi1 for PAYER#{id}.
-        if let Some(payer) = billing.payer_id() {
-            set_gsi(&mut item, format!("PAYER#{payer}"), format!("{kind}#{id}"));
+        if let Some(entry) = payer_entry {
+            entry.set_on(&mut item);
         }
         self.put(item, billing.object.updated_at, Guard::Newer)
     }
@@ -635,7 +541,7 @@ impl ItemBuilder<'_> {
             MessageKind::Email => "email",
             MessageKind::Sms => "sms",
         };
-        let mut item = Key::profile("MESSAGE", &m.id).item();
+        let mut item = Key::message(&m.id).item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", m.id.as_str());
         self.mark_source(&mut item);
@@ -653,11 +559,7 @@ impl ItemBuilder<'_> {
             self.expires_after(self.settings.event_secs),
         );
         if let Some(user_id) = &m.user_id {
-            set_gsi(
-                &mut item,
-                format!("USER#{user_id}"),
-                format!("MESSAGE#{}", m.id),
-            );
+            IndexEntry::user_message(user_id, &m.id).set_on(&mut item);
         }
         Some(self.put(item, None, Guard::Newer))
     }
@@ -701,11 +603,6 @@ impl ItemBuilder<'_> {
 
 fn insert(item: &mut Item, name: &str, value: impl Into<Value>) {
     item.insert(name.to_owned(), value.into());
-}
-
-fn set_gsi(item: &mut Item, gsi1pk: String, gsi1sk: String) {
-    insert(item, "gsi1pk", gsi1pk);
-    insert(item, "gsi1sk", gsi1sk);
 }
 
 /// Absent and null fields are left out rather than stored as NULL.

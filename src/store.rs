@@ -14,12 +14,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::plan::{Cascade, Guard, Item, Key, Plan, Write};
-
-/// Name of the one global secondary index (`gsi1pk` / `gsi1sk`).
-pub const GSI1: &str = "gsi1";
-/// The TTL attribute (epoch seconds) of event records and tombstones.
-pub const TTL_ATTRIBUTE: &str = "expires_at";
+use crate::plan::{Cascade, Guard, Plan, Write};
+use crate::table::{Dependents, Item, Key, GSI1};
 
 /// What happened to an event that reached DynamoDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +55,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn call<E: ProvideErrorMetadata, R>(operation: &'static str, err: &SdkError<E, R>) -> Self {
+    pub(crate) fn call<E: ProvideErrorMetadata, R>(
+        operation: &'static str,
+        err: &SdkError<E, R>,
+    ) -> Self {
         // Only the error's kind and DynamoDB's code and message: never request data.
         let detail = match err {
             SdkError::ServiceError(e) => format!(
@@ -110,77 +109,6 @@ pub fn with_limits(config: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamod
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
 }
 
-/// Creates the table of the table contract (the same as `template.yaml`; a test checks they
-/// agree): `pk`/`sk`, GSI `gsi1` on `gsi1pk`/`gsi1sk` projecting everything, on-demand, TTL on
-/// `expires_at`. An existing table is left as it is.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("name and type are set")
-    };
-    let key = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .expect("name and type are set")
-    };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key("gsi1pk", KeyType::Hash))
-        .key_schema(key("gsi1sk", KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .expect("name, keys and projection are set");
-    let created = client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .attribute_definitions(attribute("gsi1pk"))
-        .attribute_definitions(attribute("gsi1sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(gsi)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            return Ok(())
-        }
-        Err(e) => return Err(StoreError::call("CreateTable", &e)),
-    }
-    let ttl = TimeToLiveSpecification::builder()
-        .enabled(true)
-        .attribute_name(TTL_ATTRIBUTE)
-        .build()
-        .expect("name and flag are set");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(ttl)
-        .send()
-        .await
-        .map_err(|e| StoreError::call("UpdateTimeToLive", &e))?;
-    Ok(())
-}
-
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
@@ -193,14 +121,6 @@ impl Store {
             client,
             table: table.into(),
         }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     /// One cheap read (an item that never exists) so the connection, TLS session and
@@ -392,46 +312,44 @@ impl Store {
         Ok(Put::builder().table_name(&self.table).set_item(Some(item)))
     }
 
-    /// Deletes every dependent item the cascade names, page by page. Safe to re-run.
+    /// Deletes every live dependent item the cascade names ([`Dependents`]), page by page.
+    /// Safe to re-run.
     pub async fn cascade(&self, cascade: &Cascade) -> Result<usize, StoreError> {
-        let partition = |pk: String, sk_prefix: &str| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(sk_prefix))
-                .consistent_read(true)
-        };
-        // gsi1 is eventually consistent: an item written a moment before the tombstone may be
-        // missed here. The parent checks stop new ones; a retry or the next delete finds it.
-        let index = |gsi1pk: String, sk_prefix: Option<&str>| {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .expression_attribute_values(":pk", s(gsi1pk));
-            match sk_prefix {
-                Some(prefix) => query
-                    .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("gsi1pk = :pk"),
-            }
-        };
-        let queries = match cascade {
-            Cascade::Organization { org_id } => vec![
-                partition(format!("ORG#{org_id}"), "MEMBER#"),
-                partition(format!("ORG#{org_id}"), "INVITATION#"),
-                index(format!("ORG#{org_id}"), Some("DOMAIN#")),
-            ],
-            Cascade::User { user_id } => vec![
-                partition(format!("USER#{user_id}"), "SESSION#"),
-                index(format!("USER#{user_id}"), None),
-            ],
+        let dependents = match cascade {
+            Cascade::Organization { org_id } => Dependents::of_organization(org_id),
+            Cascade::User { user_id } => Dependents::of_user(user_id),
         };
         let mut deleted = 0;
-        for query in queries {
+        for dependents in dependents {
+            let query = match dependents {
+                Dependents::Partition { pk, sk_prefix } => self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":pk", s(pk))
+                    .expression_attribute_values(":prefix", s(sk_prefix))
+                    .consistent_read(true),
+                // gsi1 is eventually consistent: an item written a moment before the
+                // tombstone may be missed here. The parent checks stop new ones; a retry or the
+                // next delete finds it.
+                Dependents::Index { gsi1pk, sk_prefix } => {
+                    let query = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(GSI1)
+                        .expression_attribute_values(":pk", s(gsi1pk));
+                    match sk_prefix {
+                        Some(prefix) => query
+                            .key_condition_expression(
+                                "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)",
+                            )
+                            .expression_attribute_values(":prefix", s(prefix)),
+                        None => query.key_condition_expression("gsi1pk = :pk"),
+                    }
+                }
+            };
             // Tombstones stay: they still order late events until their TTL.
             let live = query
                 .filter_expression("attribute_not_exists(deleted)")

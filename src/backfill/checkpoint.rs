@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::Kind;
-use crate::plan::{Item, Key};
+use crate::table::{Item, Key};
 
 pub const CHECKPOINT_PK: &str = "BACKFILL";
 pub const CHECKPOINT_ENTITY: &str = "backfill_checkpoint";

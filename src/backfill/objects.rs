@@ -63,7 +63,8 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{plan, Guard, Key, Write};
+    use crate::plan::{plan, Guard, Write};
+    use crate::table::Key;
     use serde_json::json;
 
     const NOW: i64 = 1_760_000_000_000;

@@ -5,7 +5,7 @@ use clerk_webhooks::{config::TABLE_VAR, store};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = std::env::var(TABLE_VAR).map_err(|_| format!("{TABLE_VAR} is not set"))?;
-    store::create_table(&store::client_from_env().await, &table).await?;
+    clerk_webhooks::table::create_table(&store::client_from_env().await, &table).await?;
     println!("table {table} is ready");
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! `.query()`, …) and, for `TransactWriteItems`, the kinds of item it builds (IAM has no
 //! `TransactWriteItems` action: each `Put`, `Update`, `Delete` and `ConditionCheck` needs
 //! `PutItem`, `UpdateItem`, `DeleteItem` and `ConditionCheckItem`). Code that only another
-//! binary reaches, like `store::create_table` (clerk-webhooks-create-table), does not count.
+//! binary reaches, like `table::create_table` (clerk-webhooks-create-table), does not count.
 //!
 //! Every function of the template is checked: its binary comes from its
 //! `Metadata.BuildProperties.Binary` and the `[[bin]]` of that name in Cargo.toml.

@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use clerk_webhooks::plan::{delete_version, upsert_version, Key};
+use clerk_webhooks::plan::{delete_version, upsert_version};
+use clerk_webhooks::table::Key;
 use serde_json::Value;
 
 use crate::helpers::*;

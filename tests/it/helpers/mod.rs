@@ -68,7 +68,7 @@ pub async fn fresh_table(client: &Client) -> String {
         nanos % 1_000_000_000,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    store::create_table(client, &table).await.unwrap_or_else(|e| {
+    clerk_webhooks::table::create_table(client, &table).await.unwrap_or_else(|e| {
         panic!("cannot create a table in DynamoDB Local at {} ({e}); start it with `scripts/dynamodb-local.sh start`", endpoint())
     });
     table
@@ -363,7 +363,7 @@ pub async fn by_gsi1(client: &Client, table: &str, gsi1pk: &str) -> Vec<Item> {
     client
         .query()
         .table_name(table)
-        .index_name("gsi1")
+        .index_name(clerk_webhooks::table::GSI1)
         .key_condition_expression("gsi1pk = :pk")
         .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.into()))
         .send()

@@ -17,7 +17,8 @@ use clerk_webhooks::event::{
     self, normalize_millis, BillingKind, DecodeError, Event, MessageKind, Payload,
 };
 use clerk_webhooks::handler::{self, Rejection, RequestFacts, MAX_BODY_BYTES};
-use clerk_webhooks::plan::{self, Cascade, Guard, Item, Key, Plan, Write};
+use clerk_webhooks::plan::{self, Cascade, Guard, Plan, Write};
+use clerk_webhooks::table::{self, Item, Key};
 use clerk_webhooks::verify::{
     SignatureHeaders, SigningSecret, Verifier, VerifyError, TOLERANCE_SECS,
 };
@@ -880,7 +881,7 @@ pub fn check_plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64
                 }
             }
             Write::RequireNotDeleted(key) => {
-                assert_eq!(key.sk, plan::PROFILE_SK);
+                assert_eq!(key.sk, table::PROFILE_SK);
                 assert!(key.pk.starts_with("ORG#org_") || key.pk.starts_with("USER#user_"));
             }
         }
@@ -1077,7 +1078,7 @@ fn is_kind(kind: &str) -> bool {
 fn check_entity_key(item: &Item) {
     let key = Key::of(item).expect("an item has string pk and sk");
     for (name, part) in [("pk", &key.pk), ("sk", &key.sk)] {
-        if name == "sk" && part == plan::PROFILE_SK {
+        if name == "sk" && part == table::PROFILE_SK {
             continue;
         }
         let (kind, id) = part.split_once('#').unwrap_or_else(|| {

@@ -1,0 +1,383 @@
+//! The table contract: every key format, index entry, attribute name and TTL the functions
+//! and the backfill use, the dependents a cascade deletes, and the table definition itself.
+//! README.md ("The table") documents it; `template.yaml` declares the same table and a test
+//! checks the two agree.
+//!
+//! One table, single-table design: `pk` / `sk` (strings), one global secondary index `gsi1`
+//! on `gsi1pk` / `gsi1sk` projecting everything, TTL on `expires_at` (epoch seconds).
+
+use aws_sdk_dynamodb::Client;
+use serde_json::{Map, Value};
+
+use crate::store::StoreError;
+
+/// A whole DynamoDB item as JSON, including `pk` and `sk`. The store converts it with
+/// `serde_dynamo`, so maps and lists stay native DynamoDB maps and lists.
+pub type Item = Map<String, Value>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+/// Name of the one global secondary index.
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+/// The TTL attribute (epoch seconds) of event records and tombstones.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+pub const PROFILE_SK: &str = "PROFILE";
+pub const EVENT_SK: &str = "EVENT";
+
+// Prefixes of the keys that a parent's cascade finds by prefix. Shared by the key
+// constructors below and by [`Dependents`], so the two cannot drift apart.
+const USER: &str = "USER#";
+const ORG: &str = "ORG#";
+const MEMBER: &str = "MEMBER#";
+const SESSION: &str = "SESSION#";
+const INVITATION: &str = "INVITATION#";
+const DOMAIN: &str = "DOMAIN#";
+
+/// The primary key of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    /// `{KIND}#{id}` / `PROFILE`: the item of an object keyed by its own id.
+    pub fn profile(kind: &str, id: &str) -> Self {
+        Self {
+            pk: format!("{kind}#{id}"),
+            sk: PROFILE_SK.into(),
+        }
+    }
+    pub fn user(user_id: &str) -> Self {
+        Self {
+            pk: format!("{USER}{user_id}"),
+            sk: PROFILE_SK.into(),
+        }
+    }
+    pub fn organization(org_id: &str) -> Self {
+        Self {
+            pk: format!("{ORG}{org_id}"),
+            sk: PROFILE_SK.into(),
+        }
+    }
+    pub fn membership(org_id: &str, user_id: &str) -> Self {
+        Self {
+            pk: format!("{ORG}{org_id}"),
+            sk: format!("{MEMBER}{user_id}"),
+        }
+    }
+    pub fn session(user_id: &str, session_id: &str) -> Self {
+        Self {
+            pk: format!("{USER}{user_id}"),
+            sk: format!("{SESSION}{session_id}"),
+        }
+    }
+    pub fn organization_invitation(org_id: &str, invitation_id: &str) -> Self {
+        Self {
+            pk: format!("{ORG}{org_id}"),
+            sk: format!("{INVITATION}{invitation_id}"),
+        }
+    }
+    pub fn domain(domain_id: &str) -> Self {
+        Self::profile("DOMAIN", domain_id)
+    }
+    pub fn invitation(invitation_id: &str) -> Self {
+        Self::profile("INVITATION", invitation_id)
+    }
+    pub fn role(role_id: &str) -> Self {
+        Self::profile("ROLE", role_id)
+    }
+    pub fn permission(permission_id: &str) -> Self {
+        Self::profile("PERMISSION", permission_id)
+    }
+    pub fn waitlist_entry(entry_id: &str) -> Self {
+        Self::profile("WAITLIST", entry_id)
+    }
+    /// An email or SMS message's metadata (`STORE_MESSAGE_METADATA`).
+    pub fn message(message_id: &str) -> Self {
+        Self::profile("MESSAGE", message_id)
+    }
+    pub fn event(svix_id: &str) -> Self {
+        Self {
+            pk: format!("EVENT#{svix_id}"),
+            sk: EVENT_SK.into(),
+        }
+    }
+
+    /// Reads the key back from an item.
+    pub fn of(item: &Item) -> Option<Self> {
+        Some(Self {
+            pk: item.get(PK)?.as_str()?.to_owned(),
+            sk: item.get(SK)?.as_str()?.to_owned(),
+        })
+    }
+
+    /// An item holding only this key.
+    pub fn item(&self) -> Item {
+        let mut item = Map::new();
+        item.insert(PK.into(), Value::String(self.pk.clone()));
+        item.insert(SK.into(), Value::String(self.sk.clone()));
+        item
+    }
+}
+
+/// An item's entry in `gsi1`: what to look it up by, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl IndexEntry {
+    /// Users, invitations and waitlist entries by (lower-cased) email address;
+    /// `of` is the item's own kind and id, e.g. `USER#user_1`.
+    fn by_email(email: &str, of: String) -> Self {
+        Self {
+            pk: format!("EMAIL#{}", email.to_lowercase()),
+            sk: of,
+        }
+    }
+    pub fn user_email(email: &str, user_id: &str) -> Self {
+        Self::by_email(email, format!("{USER}{user_id}"))
+    }
+    pub fn organization_invitation_email(email: &str, invitation_id: &str) -> Self {
+        Self::by_email(email, format!("ORGINV#{invitation_id}"))
+    }
+    pub fn invitation_email(email: &str, invitation_id: &str) -> Self {
+        Self::by_email(email, format!("{INVITATION}{invitation_id}"))
+    }
+    pub fn waitlist_email(email: &str, entry_id: &str) -> Self {
+        Self::by_email(email, format!("WAITLIST#{entry_id}"))
+    }
+    /// An organization by its slug.
+    pub fn organization_slug(slug: &str, org_id: &str) -> Self {
+        Self {
+            pk: format!("SLUG#{slug}"),
+            sk: format!("{ORG}{org_id}"),
+        }
+    }
+    /// A membership under its user: a user's organizations, and what the user's cascade
+    /// deletes.
+    pub fn user_membership(user_id: &str, org_id: &str) -> Self {
+        Self {
+            pk: format!("{USER}{user_id}"),
+            sk: format!("{ORG}{org_id}"),
+        }
+    }
+    /// A domain under its organization: an organization's domains, and what the
+    /// organization's cascade deletes.
+    pub fn organization_domain(org_id: &str, domain_id: &str) -> Self {
+        Self {
+            pk: format!("{ORG}{org_id}"),
+            sk: format!("{DOMAIN}{domain_id}"),
+        }
+    }
+    /// A message's metadata under its user, found by the user's cascade.
+    pub fn user_message(user_id: &str, message_id: &str) -> Self {
+        Self {
+            pk: format!("{USER}{user_id}"),
+            sk: format!("MESSAGE#{message_id}"),
+        }
+    }
+    /// A billing object under whoever pays for it (a user or an organization id), so one
+    /// query lists what they pay for; `of` is the object's own key.
+    pub fn payer(payer_id: &str, of: &Key) -> Self {
+        Self {
+            pk: format!("PAYER#{payer_id}"),
+            sk: of.pk.clone(),
+        }
+    }
+
+    /// Sets `gsi1pk` / `gsi1sk` on `item`.
+    pub fn set_on(self, item: &mut Item) {
+        item.insert(GSI1_PK.into(), Value::String(self.pk));
+        item.insert(GSI1_SK.into(), Value::String(self.sk));
+    }
+}
+
+/// Where the live items that die with a parent are found: a query of the table or of
+/// `gsi1`, for one partition, optionally narrowed to sort keys with a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependents {
+    Partition {
+        pk: String,
+        sk_prefix: &'static str,
+    },
+    Index {
+        gsi1pk: String,
+        sk_prefix: Option<&'static str>,
+    },
+}
+
+impl Dependents {
+    /// An organization's memberships and invitations (its partition) and its domains (gsi1).
+    pub fn of_organization(org_id: &str) -> Vec<Self> {
+        let pk = format!("{ORG}{org_id}");
+        vec![
+            Self::Partition {
+                pk: pk.clone(),
+                sk_prefix: MEMBER,
+            },
+            Self::Partition {
+                pk: pk.clone(),
+                sk_prefix: INVITATION,
+            },
+            Self::Index {
+                gsi1pk: pk,
+                sk_prefix: Some(DOMAIN),
+            },
+        ]
+    }
+
+    /// A user's sessions (its partition) and whatever gsi1 lists under the user
+    /// (memberships, message metadata).
+    pub fn of_user(user_id: &str) -> Vec<Self> {
+        let pk = format!("{USER}{user_id}");
+        vec![
+            Self::Partition {
+                pk: pk.clone(),
+                sk_prefix: SESSION,
+            },
+            Self::Index {
+                gsi1pk: pk,
+                sk_prefix: None,
+            },
+        ]
+    }
+
+    /// Whether an item with this key and index entry is one of these dependents.
+    pub fn include(&self, key: &Key, index: Option<&IndexEntry>) -> bool {
+        match self {
+            Self::Partition { pk, sk_prefix } => key.pk == *pk && key.sk.starts_with(sk_prefix),
+            Self::Index { gsi1pk, sk_prefix } => index.is_some_and(|index| {
+                index.pk == *gsi1pk && sk_prefix.is_none_or(|p| index.sk.starts_with(p))
+            }),
+        }
+    }
+}
+
+/// Creates the table of this contract (the same as `template.yaml`; a test checks they
+/// agree): on-demand, with `gsi1` and TTL. An existing table is left as it is. For local
+/// development and the tests; deployments create it with `template.yaml`.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("name and type are set")
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key(GSI1_PK, KeyType::Hash))
+        .key_schema(key(GSI1_SK, KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("name, keys and projection are set");
+    let created = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute(PK))
+        .attribute_definitions(attribute(SK))
+        .attribute_definitions(attribute(GSI1_PK))
+        .attribute_definitions(attribute(GSI1_SK))
+        .key_schema(key(PK, KeyType::Hash))
+        .key_schema(key(SK, KeyType::Range))
+        .global_secondary_indexes(gsi)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(StoreError::call("CreateTable", &e)),
+    }
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .expect("name and flag are set");
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(|e| StoreError::call("UpdateTimeToLive", &e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cascades find what the key constructors make: a change to a key format that the
+    /// cascade did not follow fails here, not in production as items that outlive a delete.
+    #[test]
+    fn every_dependent_is_found_by_its_parents_cascade() {
+        let org = Dependents::of_organization("org_1");
+        let user = Dependents::of_user("user_1");
+        let found = |dependents: &[Dependents], key: &Key, index: Option<&IndexEntry>| {
+            dependents.iter().any(|d| d.include(key, index))
+        };
+        let membership = Key::membership("org_1", "user_1");
+        let membership_index = IndexEntry::user_membership("user_1", "org_1");
+        assert!(found(&org, &membership, Some(&membership_index)));
+        assert!(found(&user, &membership, Some(&membership_index)));
+        let invitation = Key::organization_invitation("org_1", "orginv_1");
+        let invitation_index = IndexEntry::organization_invitation_email("a@example.org", "x");
+        assert!(found(&org, &invitation, Some(&invitation_index)));
+        let domain = Key::domain("orgdmn_1");
+        assert!(found(
+            &org,
+            &domain,
+            Some(&IndexEntry::organization_domain("org_1", "orgdmn_1"))
+        ));
+        assert!(found(&user, &Key::session("user_1", "sess_1"), None));
+        let message = IndexEntry::user_message("user_1", "sms_1");
+        assert!(found(&user, &Key::message("sms_1"), Some(&message)));
+
+        // ...and nothing else: not the parents themselves, not another parent's items.
+        assert!(!found(&org, &Key::organization("org_1"), None));
+        assert!(!found(&user, &Key::user("user_1"), None));
+        let user_by_email = IndexEntry::user_email("a@example.org", "user_1");
+        assert!(!found(&user, &Key::user("user_1"), Some(&user_by_email)));
+        assert!(!found(&org, &Key::membership("org_2", "user_1"), None));
+        assert!(!found(&user, &Key::session("user_2", "sess_1"), None));
+        let slug = IndexEntry::organization_slug("acme", "org_1");
+        assert!(!found(&org, &Key::organization("org_1"), Some(&slug)));
+    }
+
+    #[test]
+    fn keys_read_back_from_their_items() {
+        let key = Key::membership("org_1", "user_1");
+        assert_eq!(Key::of(&key.item()), Some(key));
+        let mut item = Key::user("user_1").item();
+        IndexEntry::user_email("Ada@Example.org", "user_1").set_on(&mut item);
+        assert_eq!(item[GSI1_PK], "EMAIL#ada@example.org");
+        assert_eq!(item[GSI1_SK], "USER#user_1");
+    }
+}
