@@ -3,6 +3,9 @@
 # the end-to-end test through `cargo lambda watch`. Starts DynamoDB Local if it is not running
 # (and stops it again afterwards).
 #
+# Then the IAM check (tests/it/iam.rs): what the suite recorded the functions' code asking
+# DynamoDB for (each process's calls, collected in target/iam-calls/) against template.yaml.
+#
 # Then the log audit (scripts/log-audit.py): every log line the suite produced (each test
 # process's, the function's under cargo lambda, and cargo test's own output, all collected in
 # target/log-audit/) is checked for secrets, emails, phone numbers, names and pieces of bodies.
@@ -17,11 +20,21 @@ audit_dir="$root/target/log-audit"
 rm -rf "$audit_dir"
 mkdir -p "$audit_dir"
 export CLERK_WEBHOOKS_LOG_AUDIT_DIR="$audit_dir"
+iam_dir="$root/target/iam-calls"
+rm -rf "$iam_dir"
+mkdir -p "$iam_dir"
+export CLERK_WEBHOOKS_IAM_DIR="$iam_dir"
 
 # pipefail: the status is cargo test's, not tee's.
 scripts/dynamodb-local.sh run cargo test "$@" 2>&1 | tee "$audit_dir/cargo-test.log"
 
-# With arguments (a filtered run), not every test binary ran: audit what there is.
+# With arguments (a filtered run), not every test ran: skip the IAM check (a call no test
+# made would look like an unneeded grant) and audit what there is.
 partial=()
-if [ $# -gt 0 ]; then partial=(--partial); fi
+if [ $# -gt 0 ]; then
+  partial=(--partial)
+else
+  cargo test --quiet --test it -- --ignored --exact iam::what_the_suite_called_is_what_the_template_grants 2>&1 \
+    | tee -a "$audit_dir/cargo-test.log"
+fi
 python3 scripts/log-audit.py "$audit_dir" "${partial[@]}"

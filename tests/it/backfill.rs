@@ -10,12 +10,10 @@ use crate::helpers::fake_clerk::{
 };
 use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use clerk_webhooks::backfill::options::Options;
 use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, BackfillError, Kind, Summary};
 use clerk_webhooks::clerk_api::{ApiBase, ApiError, ClerkApi, RetryPolicy, SecretKey};
-use clerk_webhooks::store::Store;
 use serde_json::{json, Value};
 
 /// Short back-off, so failures cost milliseconds; 5 s is far above a loopback answer even on
@@ -54,12 +52,11 @@ fn api(fake: &FakeClerk, key: &str, policy: RetryPolicy) -> ClerkApi {
 
 async fn backfill(
     fake: &FakeClerk,
-    client: &Client,
-    table: &str,
+    app: &TestApp,
     options: Options,
 ) -> Result<Summary, BackfillError> {
     let api = api(fake, KEY, options.retry);
-    Backfill::new(api, Some(Store::new(client.clone(), table)), options)
+    Backfill::new(api, Some(app.backfill_store()), options)
         .run()
         .await
 }
@@ -85,8 +82,8 @@ fn entities(items: &[Item], entity: &str) -> Vec<Item> {
 }
 
 /// The table without the checkpoints (whose `updated_at` moves on every run).
-async fn entity_items(client: &Client, table: &str) -> Vec<Item> {
-    scan(client, table)
+async fn entity_items(app: &TestApp) -> Vec<Item> {
+    app.scan()
         .await
         .into_iter()
         .filter(|i| s(i, "pk") != "BACKFILL")
@@ -103,9 +100,7 @@ async fn a_three_page_backfill_lands_every_object_once() {
     let fake = FakeClerk::start(Data::generate(25, 12, 2)).await;
     let app = TestApp::spawn().await;
 
-    let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
-        .await
-        .unwrap();
+    let summary = backfill(&fake, &app, options(&ALL)).await.unwrap();
     assert!(summary.complete, "{summary}");
     assert_eq!(counts(&summary, Kind::Users), (25, 25, 0, 0, 3));
     assert_eq!(counts(&summary, Kind::Organizations), (12, 12, 0, 0, 2));
@@ -180,23 +175,20 @@ async fn a_three_page_backfill_lands_every_object_once() {
     assert_eq!(n(&members_cp, "offset"), 24);
 
     // Running it again continues from the end: nothing new, nothing rewritten.
-    let before = entity_items(&app.client, &app.table).await;
-    let again = backfill(&fake, &app.client, &app.table, options(&ALL))
-        .await
-        .unwrap();
+    let before = entity_items(&app).await;
+    let again = backfill(&fake, &app, options(&ALL)).await.unwrap();
     assert_eq!(again.written, 0);
     assert_eq!(
         kind(&again, Kind::Users).started_at,
         format!("after {}", user_id(24))
     );
     assert_eq!(kind(&again, Kind::Organizations).started_at, "offset 12");
-    assert_eq!(entity_items(&app.client, &app.table).await, before);
+    assert_eq!(entity_items(&app).await, before);
 
     // --restart reads everything again: every copy is stale, the table is unchanged.
     let restart = backfill(
         &fake,
-        &app.client,
-        &app.table,
+        &app,
         Options {
             restart: true,
             ..options(&ALL)
@@ -206,7 +198,7 @@ async fn a_three_page_backfill_lands_every_object_once() {
     .unwrap();
     assert_eq!(counts(&restart, Kind::Users), (25, 0, 25, 0, 3));
     assert_eq!(counts(&restart, Kind::Memberships), (24, 0, 24, 0, 3));
-    assert_eq!(entity_items(&app.client, &app.table).await, before);
+    assert_eq!(entity_items(&app).await, before);
 }
 
 #[tokio::test]
@@ -246,9 +238,7 @@ async fn webhooks_newer_than_the_copy_win_and_tombstones_stay() {
     );
 
     let fake = FakeClerk::start(data.clone()).await;
-    let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
-        .await
-        .unwrap();
+    let summary = backfill(&fake, &app, options(&ALL)).await.unwrap();
     assert_eq!(counts(&summary, Kind::Users), (6, 3, 3, 0, 1));
     assert_eq!(counts(&summary, Kind::Organizations), (3, 2, 1, 0, 1));
     // Refused: user 1's membership (deleted user) and both of organization 2's.
@@ -332,7 +322,7 @@ async fn a_crash_after_page_two_resumes_at_page_three() {
     fake.inject(USERS, 3, Reply::Hang, 1);
     let run = tokio::spawn({
         let api = api(&fake, KEY, policy());
-        let store = Store::new(app.client.clone(), &app.table);
+        let store = app.backfill_store();
         let options = Options {
             retry: RetryPolicy {
                 request_timeout: Duration::from_secs(60),
@@ -360,7 +350,7 @@ async fn a_crash_after_page_two_resumes_at_page_three() {
 
     fake.clear_faults();
     fake.forget_seen();
-    let summary = backfill(&fake, &app.client, &app.table, options(&[Kind::Users]))
+    let summary = backfill(&fake, &app, options(&[Kind::Users]))
         .await
         .unwrap();
     let users = kind(&summary, Kind::Users);
@@ -380,14 +370,9 @@ async fn a_run_that_gives_up_resumes_organizations_at_the_failed_page() {
     let fake = FakeClerk::start(Data::generate(0, 25, 0)).await;
     let app = TestApp::spawn().await;
     fake.inject(ORGANIZATIONS, 2, Reply::Status(500), 100);
-    let err = backfill(
-        &fake,
-        &app.client,
-        &app.table,
-        options(&[Kind::Organizations]),
-    )
-    .await
-    .unwrap_err();
+    let err = backfill(&fake, &app, options(&[Kind::Organizations]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -403,14 +388,9 @@ async fn a_run_that_gives_up_resumes_organizations_at_the_failed_page() {
     assert_eq!(n(&checkpoint, "offset"), 10);
 
     fake.clear_faults();
-    let summary = backfill(
-        &fake,
-        &app.client,
-        &app.table,
-        options(&[Kind::Organizations]),
-    )
-    .await
-    .unwrap();
+    let summary = backfill(&fake, &app, options(&[Kind::Organizations]))
+        .await
+        .unwrap();
     assert_eq!(kind(&summary, Kind::Organizations).started_at, "offset 10");
     assert_eq!(counts(&summary, Kind::Organizations), (15, 15, 0, 0, 2));
     assert_eq!(entities(&app.scan().await, "organization").len(), 25);
@@ -422,7 +402,7 @@ async fn a_429_with_retry_after_is_waited_out_not_counted_as_a_failure() {
     let app = TestApp::spawn().await;
     fake.inject(USERS, 2, Reply::TooManyRequests(Some(1)), 1);
     let started = Instant::now();
-    let summary = backfill(&fake, &app.client, &app.table, options(&[Kind::Users]))
+    let summary = backfill(&fake, &app, options(&[Kind::Users]))
         .await
         .unwrap();
     assert!(
@@ -449,8 +429,7 @@ async fn server_errors_and_slow_pages_are_retried_with_back_off() {
     fake.inject(MEMBERSHIPS, 2, Reply::Status(502), 1);
     let summary = backfill(
         &fake,
-        &app.client,
-        &app.table,
+        &app,
         Options {
             retry: RetryPolicy {
                 request_timeout: Duration::from_millis(2_000),
@@ -475,7 +454,7 @@ async fn a_refused_key_stops_at_once_without_retrying() {
     let wrong = "sk_test_NotTheRightKeyAtAll000000";
     let err = Backfill::new(
         api(&fake, wrong, policy()),
-        Some(Store::new(app.client.clone(), &app.table)),
+        Some(app.backfill_store()),
         options(&ALL),
     )
     .run()
@@ -503,8 +482,7 @@ async fn a_dry_run_counts_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let summary = backfill(
         &fake,
-        &app.client,
-        &app.table,
+        &app,
         Options {
             dry_run: true,
             ..options(&ALL)
@@ -529,7 +507,7 @@ async fn a_failing_user_count_costs_the_total_not_the_copy() {
         // More failures than the client's attempts: the count never succeeds.
         fake.inject(USER_COUNT, 1, Reply::Status(status), 100);
         let app = TestApp::spawn().await;
-        let summary = backfill(&fake, &app.client, &app.table, options(&ALL))
+        let summary = backfill(&fake, &app, options(&ALL))
             .await
             .unwrap_or_else(|e| panic!("count {status}: {e}"));
         assert!(summary.complete, "count {status}");

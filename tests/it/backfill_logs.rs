@@ -12,7 +12,6 @@ use clerk_webhooks::backfill::options::Options;
 use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, Kind};
 use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
-use clerk_webhooks::store::Store;
 use serde_json::Value;
 
 // The current-thread runtime keeps every task (hyper's connections included) on the thread
@@ -48,7 +47,7 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
     let base = ApiBase::parse(&fake.url).unwrap();
     let api = ClerkApi::new(base.clone(), SecretKey::parse(KEY).unwrap(), policy).unwrap();
     tracing::debug!(?api, "the client as Debug prints it");
-    let store = Store::new(app.client.clone(), &app.table);
+    let store = app.backfill_store();
     let summary = Backfill::new(api, Some(store.clone()), options.clone())
         .run()
         .await

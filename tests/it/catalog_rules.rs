@@ -359,7 +359,7 @@ async fn messages_leave_only_the_event_record_unless_metadata_is_opted_in() {
         _ => None,
     });
     // The same table, now under a handler that stores message metadata.
-    app.handler = Handler::new(config, app.client.clone());
+    app.handler = Handler::new(config, app.webhook_client());
     assert_eq!(app.apply("email.created", T0, email).await, "applied");
     let item = app.get("MESSAGE#ema_1", "PROFILE").await.unwrap();
     assert_eq!(

@@ -99,7 +99,7 @@ async fn run(size: Size) {
     )
     .await;
     let handlers: Vec<_> = (0..size.instances)
-        .map(|_| Arc::new(handler_for(client_for(&proxy.endpoint()), &app.table)))
+        .map(|_| Arc::new(handler_for(&proxy.endpoint(), &app.table)))
         .collect();
     let start_ms = now_secs() * 1000 - 86_400_000;
     let history = history::generate(size.seed, size.events, start_ms);

@@ -17,7 +17,7 @@ fn body() -> Vec<u8> {
 }
 
 async fn assert_retry(endpoint: &str) -> Duration {
-    let h = handler_for(client_for(endpoint), "clerk-webhooks");
+    let h = handler_for(endpoint, "clerk-webhooks");
     let started = Instant::now();
     let reply = send(&h, signed(&body(), &msg_id())).await;
     let took = started.elapsed();
@@ -87,7 +87,7 @@ async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
         .local_addr()
         .unwrap(); // released at once: connections to it are refused
                    // The app's handler talks to DynamoDB Local; this one, on the same table, to the port.
-    let h = handler_for(client_for(&format!("http://{port}")), &app.table);
+    let h = handler_for(&format!("http://{port}"), &app.table);
 
     let started = Instant::now();
     h.warm_up().await;
@@ -143,7 +143,7 @@ async fn a_transaction_dynamodb_rejects_applies_nothing_not_even_the_event_recor
 
 #[tokio::test]
 async fn a_table_that_does_not_exist_is_503_not_a_crash() {
-    let h = handler_for(local_client(), "no-such-table");
+    let h = handler_for(&endpoint(), "no-such-table");
     let reply = send(&h, signed(&body(), &msg_id())).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(

@@ -380,7 +380,7 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
     );
     let event = Event::decode(&body).unwrap();
     let plan = plan(&event, &id, &config(&app.table).settings, T0 + 9_100).unwrap();
-    let (outcome, _) = Store::new(app.client.clone(), &app.table)
+    let (outcome, _) = Store::new(app.webhook_client(), &app.table)
         .transact(&plan)
         .await
         .unwrap();

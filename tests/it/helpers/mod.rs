@@ -8,12 +8,14 @@
 //! Every request reaches the handler the way Lambda hands it over: as a function-URL event
 //! through [`Handler::invoke_at`], so the suite runs our own event conversion too.
 
+pub mod calls;
 pub mod emf;
 pub mod fake_clerk;
 pub mod fault_proxy;
 pub mod http;
 pub mod logs;
 pub mod rng;
+pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,11 +28,13 @@ use base64::Engine;
 use clerk_webhooks::config::Config;
 use clerk_webhooks::function_url::FunctionUrlRequest;
 use clerk_webhooks::handler::Handler;
-use clerk_webhooks::store;
+use clerk_webhooks::store::{self, Store};
 use clerk_webhooks::verify::SigningSecret;
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
+
+use calls::Function;
 
 pub const SECRET: &str = "whsec_dGVzdC1vbmx5LXNpZ25pbmcta2V5LWZvci1jbGVyaw==";
 
@@ -40,15 +44,19 @@ pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
 }
 
-/// A client for `endpoint` with our production timeouts and retries.
-pub fn client_for(endpoint: &str) -> Client {
-    logs::init();
-    let config = aws_sdk_dynamodb::config::Builder::new()
+fn client_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("local", "local", None, None, "tests"));
-    Client::from_conf(store::with_limits(config).build())
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+}
+
+/// A client for `endpoint` with our production timeouts and retries, for the tests' own
+/// calls. The code under test gets [`calls::client`]s, whose calls are recorded.
+pub fn client_for(endpoint: &str) -> Client {
+    logs::init();
+    Client::from_conf(store::with_limits(client_config(endpoint)).build())
 }
 
 pub fn local_client() -> Client {
@@ -84,9 +92,12 @@ pub fn config(table: &str) -> Config {
     .unwrap()
 }
 
-pub fn handler_for(client: Client, table: &str) -> Handler {
-    logs::init();
-    Handler::new(Ok(config(table)), client)
+/// The webhook function's handler on `table`, its DynamoDB at `endpoint`.
+pub fn handler_for(endpoint: &str, table: &str) -> Handler {
+    Handler::new(
+        Ok(config(table)),
+        calls::client(Function::Webhook, endpoint),
+    )
 }
 
 /// A handler on a fresh table of its own in DynamoDB Local, and a client to look at the table.
@@ -100,12 +111,24 @@ impl TestApp {
     pub async fn spawn() -> Self {
         let client = local_client();
         let table = fresh_table(&client).await;
-        let handler = handler_for(client.clone(), &table);
+        let handler = handler_for(&endpoint(), &table);
         Self {
             handler,
             client,
             table,
         }
+    }
+
+    /// A store on the app's table for the backfill's code (its calls recorded as the
+    /// backfill function's).
+    pub fn backfill_store(&self) -> Store {
+        Store::new(calls::client(Function::Backfill, &endpoint()), &self.table)
+    }
+
+    /// A client whose calls count as the webhook function's, for tests that build their own
+    /// handler or store for it.
+    pub fn webhook_client(&self) -> Client {
+        calls::client(Function::Webhook, &endpoint())
     }
 
     pub async fn send(&self, request: Request) -> Reply {

@@ -1,0 +1,141 @@
+//! What each function's code asks DynamoDB to do, recorded as it happens: the clients handed
+//! to the code under test carry an SDK interceptor that turns every request into the IAM
+//! actions it needs (and the resource each is needed on). `iam.rs` compares what the whole
+//! suite recorded with the policies in `template.yaml`.
+//!
+//! With `CLERK_WEBHOOKS_IAM_DIR` set (scripts/test.sh sets it), each process appends what it
+//! records to `<dir>/<pid>.jsonl`, one JSON object per new (function, action, resource).
+//! The tests' own reads (`scan`, `get`, table creation) use clients without the interceptor.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::Client;
+use serde_json::Value;
+
+/// Where scripts/test.sh collects what the suite's processes recorded.
+pub const IAM_DIR_VAR: &str = "CLERK_WEBHOOKS_IAM_DIR";
+
+/// The function whose code a client serves, by its binary's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    Webhook,
+    Backfill,
+}
+
+impl Function {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::Webhook => "clerk-webhooks",
+            Self::Backfill => "clerk-webhooks-backfill",
+        }
+    }
+}
+
+/// One IAM permission: an action on a resource, `table` or `table/index/<name>`.
+pub type Grant = (String, String);
+
+/// A client for `endpoint` (as [`super::client_for`]) whose requests are recorded as
+/// `function`'s.
+pub fn client(function: Function, endpoint: &str) -> Client {
+    super::logs::init();
+    let config = super::client_config(endpoint).interceptor(Recorder(function));
+    Client::from_conf(clerk_webhooks::store::with_limits(config).build())
+}
+
+/// The IAM actions one DynamoDB request needs. IAM has no `TransactWriteItems` action: each
+/// item of a transaction is authorised as its own `PutItem`, `UpdateItem`, `DeleteItem` or
+/// `ConditionCheckItem`. A `Query` on an index is authorised on the index.
+pub fn needed(operation: &str, body: &Value) -> BTreeSet<Grant> {
+    let on = |action: &str, resource: String| (format!("dynamodb:{action}"), resource);
+    let resource = |request: &Value| match request["IndexName"].as_str() {
+        Some(index) => format!("table/index/{index}"),
+        None => "table".to_owned(),
+    };
+    match operation {
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.keys().next().cloned())
+            .map(|kind| {
+                let action = match kind.as_str() {
+                    "ConditionCheck" => "ConditionCheckItem".to_owned(),
+                    other => format!("{other}Item"),
+                };
+                on(&action, "table".into())
+            })
+            .collect(),
+        other => BTreeSet::from([on(other, resource(body))]),
+    }
+}
+
+#[derive(Debug)]
+struct Recorder(Function);
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "IamRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        // `X-Amz-Target: DynamoDB_20120810.PutItem`
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target);
+        let body = request
+            .body()
+            .bytes()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or(Value::Null);
+        record(self.0, needed(operation, &body));
+        Ok(())
+    }
+}
+
+fn recorded() -> &'static Mutex<BTreeSet<(Function, Grant)>> {
+    static RECORDED: OnceLock<Mutex<BTreeSet<(Function, Grant)>>> = OnceLock::new();
+    RECORDED.get_or_init(Default::default)
+}
+
+fn record(function: Function, grants: BTreeSet<Grant>) {
+    let mut seen = recorded().lock().unwrap();
+    for grant in grants {
+        if seen.insert((function, grant.clone())) {
+            if let Some(file) = iam_file() {
+                let line = serde_json::json!({
+                    "function": function.binary(), "action": grant.0, "resource": grant.1,
+                });
+                writeln!(file.lock().unwrap(), "{line}").unwrap();
+            }
+        }
+    }
+}
+
+pub fn iam_dir() -> Option<PathBuf> {
+    std::env::var_os(IAM_DIR_VAR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+fn iam_file() -> Option<&'static Mutex<File>> {
+    static FILE: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = iam_dir()?;
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.jsonl", std::process::id()));
+        Some(Mutex::new(File::create(path).unwrap()))
+    })
+    .as_ref()
+}
