@@ -37,6 +37,29 @@ impl Outcome {
     }
 }
 
+/// What a plan's transaction did, before any cascade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Applied,
+    /// This svix-id was already applied.
+    Duplicate,
+    /// Refused by a newer version or a deleted parent. `tombstone`: the entity's stored item
+    /// is a tombstone, so a stale delete still runs its cascade.
+    Stale {
+        tombstone: bool,
+    },
+}
+
+impl Committed {
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::Applied => Outcome::Applied,
+            Self::Duplicate => Outcome::Duplicate,
+            Self::Stale { .. } => Outcome::Stale,
+        }
+    }
+}
+
 /// Every failure here is transient from Svix's point of view: nothing was applied, and a
 /// retry of the same message can succeed.
 #[derive(Debug, thiserror::Error)]
@@ -172,24 +195,23 @@ impl Store {
     /// Runs the transaction, then the cascade when the parent's tombstone is in place
     /// (freshly written, written by an earlier delivery of this message, or found newer).
     pub async fn apply(&self, plan: &Plan) -> Result<Outcome, StoreError> {
-        let (outcome, stored_is_tombstone) = self.transact(plan).await?;
+        let committed = self.transact(plan).await?;
         if let Some(cascade) = &plan.cascade {
             // A duplicate means an earlier delivery wrote this tombstone but may have failed
             // mid-cascade: finishing the cascade is what makes Svix's retry complete it.
-            let run = match outcome {
-                Outcome::Applied | Outcome::Duplicate => true,
-                Outcome::Stale => stored_is_tombstone,
+            let run = match committed {
+                Committed::Applied | Committed::Duplicate => true,
+                Committed::Stale { tombstone } => tombstone,
             };
             if run {
                 self.cascade(cascade).await?;
             }
         }
-        Ok(outcome)
+        Ok(committed.outcome())
     }
 
-    /// The transaction alone, without the cascade; also reports whether a stale write met a
-    /// tombstone.
-    pub async fn transact(&self, plan: &Plan) -> Result<(Outcome, bool), StoreError> {
+    /// The transaction alone, without the cascade.
+    pub async fn transact(&self, plan: &Plan) -> Result<Committed, StoreError> {
         let mut writes = plan.writes.clone();
         let mut conflicts = 0;
         loop {
@@ -201,7 +223,7 @@ impl Store {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok((Outcome::Applied, false)),
+                Ok(_) => return Ok(Committed::Applied),
                 Err(err) => err,
             };
             let reasons = match &err {
@@ -214,7 +236,7 @@ impl Store {
                 _ => return Err(StoreError::call("TransactWriteItems", &err)),
             };
             match classify(&writes, reasons) {
-                Cancellation::Outcome(outcome, tombstone) => return Ok((outcome, tombstone)),
+                Cancellation::Refused(committed) => return Ok(committed),
                 Cancellation::RefreshNotNewer(indices) => {
                     // The carried-along object is older than ours: apply the rest of the
                     // event, still refusing it if that object has been deleted meanwhile.
@@ -421,8 +443,8 @@ impl Store {
 }
 
 enum Cancellation {
-    /// A condition failed: duplicate or stale, and whether the entity's stored item is a tombstone.
-    Outcome(Outcome, bool),
+    /// A condition failed: a duplicate or a stale write.
+    Refused(Committed),
     /// Only [`Write::Refresh`] writes failed, on live items: these indices fall back.
     RefreshNotNewer(Vec<usize>),
     /// Another transaction touched the same items at the same moment.
@@ -445,7 +467,7 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
         .iter()
         .position(|w| matches!(w, Write::RecordEvent(_)));
     if record.is_some_and(|i| code(i) == "ConditionalCheckFailed") {
-        return Cancellation::Outcome(Outcome::Duplicate, false);
+        return Cancellation::Refused(Committed::Duplicate);
     }
     let entity = writes
         .iter()
@@ -461,7 +483,9 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
         if refreshes_only {
             return Cancellation::RefreshNotNewer(failed);
         }
-        return Cancellation::Outcome(Outcome::Stale, is_tombstone(entity));
+        return Cancellation::Refused(Committed::Stale {
+            tombstone: is_tombstone(entity),
+        });
     }
     if (0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
         return Cancellation::Conflict;
@@ -514,9 +538,9 @@ mod tests {
         vec![Write::RecordEvent(Item::new()), put(), put()]
     }
 
-    fn outcome(reasons: &[CancellationReason]) -> Option<(Outcome, bool)> {
+    fn outcome(reasons: &[CancellationReason]) -> Option<Committed> {
         match classify(&writes(), reasons) {
-            Cancellation::Outcome(o, t) => Some((o, t)),
+            Cancellation::Refused(committed) => Some(committed),
             _ => None,
         }
     }
@@ -527,26 +551,26 @@ mod tests {
             reason("ConditionalCheckFailed"),
             reason("ConditionalCheckFailed"),
         ];
-        assert_eq!(outcome(&r), Some((Outcome::Duplicate, false)));
+        assert_eq!(outcome(&r), Some(Committed::Duplicate));
     }
 
     #[test]
     fn entity_or_parent_failure_is_stale() {
         let r = [reason("None"), reason("ConditionalCheckFailed")];
-        assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
+        assert_eq!(outcome(&r), Some(Committed::Stale { tombstone: false }));
         let r = [
             reason("None"),
             reason("None"),
             reason("ConditionalCheckFailed"),
         ];
-        assert_eq!(outcome(&r), Some((Outcome::Stale, false)));
+        assert_eq!(outcome(&r), Some(Committed::Stale { tombstone: false }));
         let tomb = CancellationReason::builder()
             .code("ConditionalCheckFailed")
             .item("deleted", AttributeValue::Bool(true))
             .build();
         assert_eq!(
             outcome(&[reason("None"), tomb]),
-            Some((Outcome::Stale, true))
+            Some(Committed::Stale { tombstone: true })
         );
     }
 
@@ -563,7 +587,7 @@ mod tests {
             .build();
         assert!(matches!(
             classify(&plan, &[tomb, reason("None"), reason("None")]),
-            Cancellation::Outcome(Outcome::Stale, true)
+            Cancellation::Refused(Committed::Stale { tombstone: true })
         ));
         assert!(matches!(
             classify(
@@ -574,7 +598,7 @@ mod tests {
                     reason("ConditionalCheckFailed")
                 ]
             ),
-            Cancellation::Outcome(Outcome::Stale, false)
+            Cancellation::Refused(Committed::Stale { tombstone: false })
         ));
     }
 
@@ -612,7 +636,7 @@ mod tests {
         let deleted = [reason("None"), reason("None"), tomb];
         assert!(matches!(
             classify(&plan, &deleted),
-            Cancellation::Outcome(Outcome::Stale, false)
+            Cancellation::Refused(Committed::Stale { tombstone: false })
         ));
         // The entity itself failing too makes the event stale.
         let both = [
@@ -622,7 +646,7 @@ mod tests {
         ];
         assert!(matches!(
             classify(&plan, &both),
-            Cancellation::Outcome(Outcome::Stale, _)
+            Cancellation::Refused(Committed::Stale { .. })
         ));
     }
 

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use crate::clerk_api::{ApiError, ClerkApi, Page};
 use crate::config::Settings;
 use crate::plan::Plan;
-use crate::store::{Outcome, Store, StoreError};
+use crate::store::{Committed, Outcome, Store, StoreError};
 use checkpoint::Checkpoint;
 use options::Options;
 use progress::{per_second, thousands, Progress};
@@ -424,7 +424,7 @@ async fn write(
     // whole plan (and the function's role needs no Query or BatchWriteItem).
     let mut attempt = 1;
     loop {
-        match store.transact(plan).await.map(|(outcome, _)| outcome) {
+        match store.transact(plan).await.map(Committed::outcome) {
             Ok(outcome) => return Ok(outcome),
             Err(error) if attempt < WRITE_ATTEMPTS => {
                 let wait = crate::backoff::jittered(attempt, base, base * 64);

@@ -4,7 +4,7 @@ use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::event::Event;
 use clerk_webhooks::plan::plan;
-use clerk_webhooks::store::{Outcome, Store};
+use clerk_webhooks::store::{Committed, Store};
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
@@ -380,11 +380,11 @@ async fn a_retry_after_a_failure_mid_cascade_completes_the_cascade() {
     );
     let event = Event::decode(&body).unwrap();
     let plan = plan(&event, &id, &config(&app.table).settings, T0 + 9_100).unwrap();
-    let (outcome, _) = Store::new(app.webhook_client(), &app.table)
+    let committed = Store::new(app.webhook_client(), &app.table)
         .transact(&plan)
         .await
         .unwrap();
-    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(committed, Committed::Applied);
     assert_eq!(
         app.partition(&format!("ORG#{ORG}"), "MEMBER#").await.len(),
         5

@@ -1,0 +1,424 @@
+//! The item builders: what each entity's item holds (keys from [`crate::table`], the
+//! attributes readers query, the whole object in `data`), stamped with its version. Which
+//! guard an item is written under, and what else the event checks, is decided in
+//! [`super::plan_for`].
+
+use serde_json::Value;
+
+use super::{delete_version, upsert_version, Source};
+use crate::config::Settings;
+use crate::event::{
+    normalize_millis, Billing, Domain, Event, Invitation, Membership, Message, MessageKind,
+    Organization, OrganizationInvitation, Permission, Role, Session, User, WaitlistEntry,
+};
+use crate::table::{IndexEntry, Item, Key};
+
+/// An item to write and its version (what the guard compares).
+#[derive(Debug)]
+pub(super) struct Versioned {
+    pub(super) item: Item,
+    pub(super) version: i64,
+}
+
+/// DynamoDB TTL is epoch seconds; Clerk's times are milliseconds.
+fn ttl_from_millis(ms: i64) -> i64 {
+    normalize_millis(ms).div_euclid(1000)
+}
+
+/// Builds the items of one event: its data, where it came from, the settings and the clock.
+pub(super) struct ItemBuilder<'a> {
+    pub(super) event: &'a Event,
+    pub(super) source: Source<'a>,
+    pub(super) settings: &'a Settings,
+    pub(super) now_ms: i64,
+}
+
+impl ItemBuilder<'_> {
+    /// `source` on every live item; `last_svix_id` on what a webhook wrote.
+    fn mark_source(&self, item: &mut Item) {
+        insert(item, "source", self.source.as_str());
+        if let Source::Webhook { svix_id } = self.source {
+            insert(item, "last_svix_id", svix_id);
+        }
+    }
+
+    fn expires_after(&self, ttl_secs: i64) -> i64 {
+        self.now_ms.div_euclid(1000) + ttl_secs
+    }
+
+    pub(super) fn event_record(&self, svix_id: &str) -> Item {
+        let mut item = Key::event(svix_id).item();
+        insert(&mut item, "entity", "event");
+        insert(&mut item, "type", self.event.event_type.as_str());
+        insert(&mut item, "event_timestamp", self.event.timestamp_ms);
+        insert(&mut item, "received_at", self.now_ms);
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_after(self.settings.event_secs),
+        );
+        item
+    }
+
+    /// The attributes every live entity item carries, and the top-level `data` fields named
+    /// in `fields` (absent and null ones left out).
+    fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&str]) -> Item {
+        self.entity_from(key, entity, id, fields, &self.event.data)
+    }
+
+    /// As [`Self::entity`], for an object other than the event's own `data` (the user a
+    /// session event carries).
+    fn entity_from(&self, key: Key, entity: &str, id: &str, fields: &[&str], data: &Value) -> Item {
+        let mut item = key.item();
+        insert(&mut item, "entity", entity);
+        insert(&mut item, "id", id);
+        self.mark_source(&mut item);
+        copy_fields(&mut item, data, fields);
+        insert(&mut item, "data", data.clone());
+        item
+    }
+
+    /// Stamps the version: the object's `updated_at`, else the envelope time.
+    fn versioned(&self, mut item: Item, updated_at: Option<i64>) -> Versioned {
+        let version = upsert_version(updated_at, self.event.timestamp_ms);
+        insert(&mut item, "version", version);
+        Versioned { item, version }
+    }
+
+    fn user_item(&self, user: &User, data: &Value) -> Item {
+        let fields = [
+            "first_name",
+            "last_name",
+            "username",
+            "image_url",
+            "external_id",
+            "public_metadata",
+            "created_at",
+            "updated_at",
+        ];
+        let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &fields, data);
+        if let Some(email) = user.primary_email() {
+            insert(&mut item, "email", email);
+            IndexEntry::user_email(email, &user.id).set_on(&mut item);
+        }
+        item
+    }
+
+    pub(super) fn user(&self, user: &User) -> Versioned {
+        let item = self.user_item(user, &self.event.data);
+        self.versioned(item, user.updated_at)
+    }
+
+    /// The user a session event carries, as `user.updated` would write it.
+    pub(super) fn session_user(&self, user: &User) -> Versioned {
+        let data = self.event.data.get("user").cloned().unwrap_or_default();
+        self.versioned(self.user_item(user, &data), user.updated_at)
+    }
+
+    pub(super) fn organization(&self, org: &Organization) -> Versioned {
+        let key = Key::organization(&org.id);
+        let mut item = self.entity(
+            key,
+            "organization",
+            &org.id,
+            &[
+                "name",
+                "slug",
+                "image_url",
+                "public_metadata",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        if let Some(slug) = org.slug.as_deref().filter(|s| !s.is_empty()) {
+            IndexEntry::organization_slug(slug, &org.id).set_on(&mut item);
+        }
+        self.versioned(item, org.updated_at)
+    }
+
+    pub(super) fn membership(&self, m: &Membership) -> Versioned {
+        let (org_id, user_id) = (&m.organization.id, &m.public_user_data.user_id);
+        let key = Key::membership(org_id, user_id);
+        let mut item = self.entity(
+            key,
+            "membership",
+            &m.id,
+            &["role", "permissions", "created_at", "updated_at"],
+        );
+        insert(&mut item, "org_id", org_id.as_str());
+        insert(&mut item, "user_id", user_id.as_str());
+        // Lists a user's organizations: query gsi1 for USER#{user_id}.
+        IndexEntry::user_membership(user_id, org_id).set_on(&mut item);
+        self.versioned(item, m.updated_at)
+    }
+
+    pub(super) fn session(&self, s: &Session) -> Versioned {
+        let key = Key::session(&s.user_id, &s.id);
+        let mut item = self.entity(
+            key,
+            "session",
+            &s.id,
+            &[
+                "user_id",
+                "status",
+                "client_id",
+                "last_active_at",
+                "expire_at",
+                "abandon_at",
+                "created_at",
+                "updated_at",
+                "last_active_organization_id",
+            ],
+        );
+        if let Some(activity) = self.event.data.get("latest_activity") {
+            copy_fields(
+                &mut item,
+                activity,
+                &[
+                    "device_type",
+                    "browser_name",
+                    "browser_version",
+                    "is_mobile",
+                ],
+            );
+        }
+        // The user has its own item; the IP address is not ours to keep.
+        let mut data = self.event.data.clone();
+        if let Some(data) = data.as_object_mut() {
+            data.remove("user");
+            if let Some(Value::Object(activity)) = data.get_mut("latest_activity") {
+                activity.remove("ip_address");
+            }
+        }
+        insert(&mut item, "data", data);
+        // A dead session disappears on its own once it can no longer be used.
+        if let Some(end) = s.expire_at.into_iter().chain(s.abandon_at).max() {
+            insert(&mut item, "expires_at", ttl_from_millis(end));
+        }
+        self.versioned(item, s.updated_at)
+    }
+
+    pub(super) fn organization_invitation(&self, inv: &OrganizationInvitation) -> Versioned {
+        let key = Key::organization_invitation(&inv.organization_id, &inv.id);
+        let mut item = self.entity(
+            key,
+            "organization_invitation",
+            &inv.id,
+            &[
+                "email_address",
+                "role",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        insert(&mut item, "org_id", inv.organization_id.as_str());
+        if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
+            IndexEntry::organization_invitation_email(email, &inv.id).set_on(&mut item);
+        }
+        if let Some(expiry) = inv.expires_at {
+            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+        }
+        self.versioned(item, inv.updated_at)
+    }
+
+    pub(super) fn domain(&self, d: &Domain) -> Versioned {
+        let key = Key::domain(&d.id);
+        let mut item = self.entity(
+            key,
+            "domain",
+            &d.id,
+            &["name", "enrollment_mode", "created_at", "updated_at"],
+        );
+        insert(&mut item, "org_id", d.organization_id.as_str());
+        // Lists an organization's domains: query gsi1 for ORG#{org_id}.
+        IndexEntry::organization_domain(&d.organization_id, &d.id).set_on(&mut item);
+        self.versioned(item, d.updated_at)
+    }
+
+    pub(super) fn invitation(&self, inv: &Invitation) -> Versioned {
+        let key = Key::invitation(&inv.id);
+        let mut item = self.entity(
+            key,
+            "invitation",
+            &inv.id,
+            &["email_address", "status", "created_at", "updated_at"],
+        );
+        if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
+            IndexEntry::invitation_email(email, &inv.id).set_on(&mut item);
+        }
+        if let Some(expiry) = inv.expires_at {
+            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+        }
+        self.versioned(item, inv.updated_at)
+    }
+
+    pub(super) fn role(&self, role: &Role) -> Versioned {
+        let key = Key::role(&role.id);
+        let mut item = self.entity(
+            key,
+            "role",
+            &role.id,
+            &["key", "name", "description", "created_at", "updated_at"],
+        );
+        insert(&mut item, "permissions", role.permission_keys());
+        self.versioned(item, role.updated_at)
+    }
+
+    pub(super) fn permission(&self, p: &Permission) -> Versioned {
+        let key = Key::permission(&p.id);
+        let item = self.entity(
+            key,
+            "permission",
+            &p.id,
+            &[
+                "key",
+                "name",
+                "description",
+                "type",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        self.versioned(item, p.updated_at)
+    }
+
+    pub(super) fn waitlist_entry(&self, entry: &WaitlistEntry) -> Versioned {
+        let key = Key::waitlist_entry(&entry.id);
+        let mut item = self.entity(
+            key,
+            "waitlist_entry",
+            &entry.id,
+            &[
+                "email_address",
+                "status",
+                "is_locked",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        if let Some(email) = entry.email_address.as_deref().filter(|e| !e.is_empty()) {
+            IndexEntry::waitlist_email(email, &entry.id).set_on(&mut item);
+        }
+        self.versioned(item, entry.updated_at)
+    }
+
+    pub(super) fn billing(&self, billing: &Billing) -> Versioned {
+        let kind = billing.kind.key_prefix();
+        let id = &billing.object.id;
+        let key = Key::profile(kind, id);
+        let payer_entry = billing
+            .payer_id()
+            .map(|payer| IndexEntry::payer(payer, &key));
+        let mut item = self.entity(
+            key,
+            billing.kind.entity(),
+            id,
+            &[
+                "status",
+                "subscription_id",
+                "plan_id",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        if let Some(payer) = &billing.object.payer {
+            insert_opt(&mut item, "payer_user_id", &payer.user_id);
+            insert_opt(&mut item, "payer_org_id", &payer.organization_id);
+        }
+        // Lists what a user or an organization pays for: query gsi1 for PAYER#{id}.
+        if let Some(entry) = payer_entry {
+            entry.set_on(&mut item);
+        }
+        self.versioned(item, billing.object.updated_at)
+    }
+
+    /// Emails and SMS messages hold one-time codes and personal text: by default only the
+    /// event record is written; with `STORE_MESSAGE_METADATA`, metadata without content.
+    pub(super) fn message(&self, message: &Message) -> Option<Versioned> {
+        if !self.settings.message_metadata {
+            return None;
+        }
+        let m = &message.metadata;
+        let entity = match message.kind {
+            MessageKind::Email => "email",
+            MessageKind::Sms => "sms",
+        };
+        let mut item = Key::message(&m.id).item();
+        insert(&mut item, "entity", entity);
+        insert(&mut item, "id", m.id.as_str());
+        self.mark_source(&mut item);
+        insert_opt(&mut item, "user_id", &m.user_id);
+        insert_opt(&mut item, "slug", &m.slug);
+        insert_opt(&mut item, "status", &m.status);
+        let created_at = m
+            .created_at
+            .or(m.created_at_ms)
+            .unwrap_or(self.event.timestamp_ms);
+        insert(&mut item, "created_at", created_at);
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_after(self.settings.event_secs),
+        );
+        if let Some(user_id) = &m.user_id {
+            IndexEntry::user_message(user_id, &m.id).set_on(&mut item);
+        }
+        Some(self.versioned(item, None))
+    }
+
+    /// Keeps the key and the version, drops every personal attribute and the GSI keys.
+    /// `updated_at` is the deleted object's own, when its delete event carries one; `ids` are
+    /// identifiers (never personal data) the tombstone keeps for readers.
+    pub(super) fn tombstone(
+        &self,
+        key: Key,
+        entity: &str,
+        id: &str,
+        updated_at: Option<i64>,
+        ids: &[(&str, &str)],
+    ) -> Versioned {
+        let version = delete_version(updated_at, self.event.timestamp_ms);
+        let mut item = key.item();
+        insert(&mut item, "entity", entity);
+        insert(&mut item, "id", id);
+        insert(&mut item, "deleted", true);
+        insert(&mut item, "version", version);
+        insert(&mut item, "deleted_at", self.event.timestamp_ms);
+        insert(
+            &mut item,
+            "expires_at",
+            self.expires_after(self.settings.tombstone_secs),
+        );
+        if let Source::Webhook { svix_id } = self.source {
+            insert(&mut item, "last_svix_id", svix_id);
+        }
+        for (name, value) in ids {
+            insert(&mut item, name, *value);
+        }
+        Versioned { item, version }
+    }
+}
+
+pub(super) fn insert(item: &mut Item, name: &str, value: impl Into<Value>) {
+    item.insert(name.to_owned(), value.into());
+}
+
+/// Absent and null fields are left out rather than stored as NULL.
+fn insert_opt<T: Clone + Into<Value>>(item: &mut Item, name: &str, value: &Option<T>) {
+    if let Some(v) = value {
+        let v: Value = v.clone().into();
+        if !v.is_null() {
+            item.insert(name.to_owned(), v);
+        }
+    }
+}
+
+/// Copies the named top-level fields of a Clerk object, leaving out absent and null ones.
+fn copy_fields(item: &mut Item, object: &Value, fields: &[&str]) {
+    for field in fields {
+        if let Some(value) = object.get(field).filter(|v| !v.is_null()) {
+            item.insert((*field).to_owned(), value.clone());
+        }
+    }
+}
