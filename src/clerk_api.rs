@@ -8,26 +8,20 @@
 //! - 5xx, timeouts and connection failures retried with jittered exponential back-off, up to
 //!   a number of attempts; any other 4xx fails at once (retrying cannot fix it).
 //!
-//! HTTP is hyper-util's pooled client over hyper-rustls with the system's CA roots: the crates
-//! the AWS SDK already brings, so nothing new is compiled for it.
+//! HTTP is the project's one client ([`crate::http_client`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use http::{StatusCode, Uri};
 use serde_json::Value;
 
 use crate::backoff;
 use crate::config::ConfigError;
+use crate::http_client;
 
 pub const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";
 pub const API_URL_VAR: &str = "CLERK_API_URL";
@@ -195,11 +189,9 @@ pub struct Page {
     pub total_count: Option<u64>,
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 #[derive(Clone)]
 pub struct ClerkApi {
-    http: HttpClient,
+    http: reqwest::Client,
     base: ApiBase,
     key: SecretKey,
     policy: RetryPolicy,
@@ -218,23 +210,11 @@ impl fmt::Debug for ClerkApi {
 
 impl ClerkApi {
     pub fn new(base: ApiBase, key: SecretKey, policy: RetryPolicy) -> Result<Self, ApiError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(policy.connect_timeout));
-        // The system's CA roots, as the AWS SDK uses; rustls' provider is the one the SDK
-        // selects (aws-lc-rs).
-        let tls = rustls::ClientConfig::builder()
-            .with_native_roots()
-            .map_err(|e| ApiError::Tls(e.to_string()))?
-            .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let http = http_client::client(
+            policy.connect_timeout,
+            concat!("clerk-webhooks-backfill/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| ApiError::Tls(e.to_string()))?;
         Ok(Self {
             http,
             base,
@@ -300,27 +280,28 @@ impl ClerkApi {
 
     /// One GET, retried as the module documentation says.
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
-        let uri: Uri = format!("{}{path}{}", self.base.as_str(), encode_query(query))
-            .parse()
+        let request = self
+            .request(path, query)
             .map_err(|_| unexpected(path, "cannot build the URL"))?;
         let policy = &self.policy;
         let (mut failures, mut waits) = (0u32, 0u32);
         loop {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let verdict = match tokio::time::timeout(policy.request_timeout, self.once(&uri)).await
-            {
-                Err(_) => Verdict::Retry {
-                    reason: format!("no answer within {:?}", policy.request_timeout),
-                    at_least: Duration::ZERO,
-                },
-                Ok(Err(reason)) => Verdict::Retry {
-                    reason,
-                    at_least: Duration::ZERO,
-                },
-                Ok(Ok((status, retry_after, body))) => {
-                    classify(status, retry_after.as_deref(), &body, policy)
-                }
-            };
+            let attempt = request.try_clone().expect("a GET has no streaming body");
+            let verdict =
+                match tokio::time::timeout(policy.request_timeout, self.once(attempt)).await {
+                    Err(_) => Verdict::Retry {
+                        reason: format!("no answer within {:?}", policy.request_timeout),
+                        at_least: Duration::ZERO,
+                    },
+                    Ok(Err(reason)) => Verdict::Retry {
+                        reason,
+                        at_least: Duration::ZERO,
+                    },
+                    Ok(Ok((status, retry_after, body))) => {
+                        classify(status, retry_after.as_deref(), &body, policy)
+                    }
+                };
             match verdict {
                 Verdict::Done(value) => return Ok(value),
                 Verdict::Fail { status, code } => {
@@ -379,18 +360,26 @@ impl ClerkApi {
         }
     }
 
-    /// One attempt: status, `Retry-After` and the body, or why the exchange failed.
-    async fn once(&self, uri: &Uri) -> Result<(u16, Option<String>, Bytes), String> {
-        let request = Request::get(uri.clone())
+    /// The GET of `path` with `query`, the key and `Accept` set.
+    fn request(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Request, reqwest::Error> {
+        self.http
+            .get(format!("{}{path}", self.base.as_str()))
+            .query(query)
             .header(AUTHORIZATION, self.key.bearer())
             .header(ACCEPT, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("clerk-webhooks-backfill/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|_| "cannot build the request".to_owned())?;
-        let response = self.http.request(request).await.map_err(|e| {
+            .build()
+    }
+
+    /// One attempt: status, `Retry-After` and the body, or why the exchange failed.
+    async fn once(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<(u16, Option<String>, Vec<u8>), String> {
+        let mut response = self.http.execute(request).await.map_err(|e| {
             if e.is_connect() {
                 "could not connect".to_owned()
             } else {
@@ -403,11 +392,17 @@ impl ClerkApi {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-            .collect()
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|_| "the response body was cut off or too large".to_owned())?
-            .to_bytes();
+            .map_err(|_| "the response body was cut off".to_owned())?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err("the response body was too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok((status, retry_after, body))
     }
 }
@@ -502,24 +497,6 @@ pub fn offset_query(limit: u32, offset: u64) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `?a=1&b=2`, with everything but RFC 3986's unreserved characters percent-encoded.
-fn encode_query(query: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    for (i, (name, value)) in query.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(name);
-        out.push('=');
-        for b in value.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,24 +551,41 @@ mod tests {
     }
 
     #[test]
-    fn queries_page_oldest_first() {
+    fn queries_page_oldest_first_and_carry_the_key() {
+        let api = ClerkApi::new(
+            ApiBase::parse("http://127.0.0.1:9/v1").unwrap(),
+            SecretKey::parse("sk_test_0123456789").unwrap(),
+            policy(),
+        )
+        .unwrap();
+        let url = |path: &str, query: &[(&str, String)]| {
+            api.request(path, query).unwrap().url().to_string()
+        };
         assert_eq!(
-            encode_query(&users_query(500, None)),
-            "?limit=500&order_by=created_at"
+            url("/v1/users", &users_query(500, None)),
+            "http://127.0.0.1:9/v1/users?limit=500&order_by=created_at"
         );
         assert_eq!(
-            encode_query(&users_query(10, Some("user_2x"))),
-            "?limit=10&order_by=created_at&starting_after=user_2x"
+            url("/v1/users", &users_query(10, Some("user_2x"))),
+            "http://127.0.0.1:9/v1/users?limit=10&order_by=created_at&starting_after=user_2x"
         );
         assert_eq!(
-            encode_query(&offset_query(100, 300)),
-            "?limit=100&offset=300&order_by=created_at"
+            url("/v1/organizations", &offset_query(100, 300)),
+            "http://127.0.0.1:9/v1/organizations?limit=100&offset=300&order_by=created_at"
         );
         assert_eq!(
-            encode_query(&[("q", "a+b c/é".into())]),
-            "?q=a%2Bb%20c%2F%C3%A9"
+            url("/v1/users", &[("q", "a+b c/é".into())]),
+            "http://127.0.0.1:9/v1/users?q=a%2Bb+c%2F%C3%A9"
         );
-        assert_eq!(encode_query(&[]), "");
+        assert_eq!(
+            url("/v1/users/count", &[]),
+            "http://127.0.0.1:9/v1/users/count"
+        );
+        let request = api.request("/v1/users", &[]).unwrap();
+        let authorization = &request.headers()[AUTHORIZATION];
+        assert_eq!(authorization, "Bearer sk_test_0123456789");
+        assert!(authorization.is_sensitive(), "never printed by Debug");
+        assert!(!format!("{request:?}").contains("0123456789"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod event;
 pub mod function_url;
 pub mod handler;
+pub mod http_client;
 pub mod logging;
 pub mod metrics;
 pub mod plan;

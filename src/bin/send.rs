@@ -3,34 +3,53 @@
 //! ```text
 //! clerk-webhooks-send [--url URL] [--id MSG_ID] [--timestamp UNIX_SECS] FILE
 //! ```
+//! (`--help` says more.)
 //! The secret is the first one in `CLERK_WEBHOOK_SIGNING_SECRET` (or `CLERK_WEBHOOK_SECRET`);
 //! the id and timestamp are fresh unless given. Plain `http://` only: this talks to
 //! `cargo lambda watch` on loopback, never to a deployed endpoint.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use clerk_webhooks::config::{parse_secrets, SECRET_FALLBACK_VAR, SECRET_VAR};
+use clerk_webhooks::http_client;
 
 const DEFAULT_URL: &str = "http://127.0.0.1:9000/lambda-url/clerk-webhooks/";
 
+/// Signs FILE the way Svix does and POSTs it to the local function.
+#[derive(Debug, Parser)]
+#[command(name = "clerk-webhooks-send")]
 struct Args {
+    /// Where the function listens (plain http://: local development only).
+    #[arg(long, env = "CLERK_WEBHOOKS_URL", default_value = DEFAULT_URL, value_parser = local_url)]
     url: String,
-    msg_id: String,
-    timestamp: i64,
+    /// The svix-id to sign (default: a fresh one, as Svix would send).
+    #[arg(long = "id", value_name = "MSG_ID")]
+    msg_id: Option<String>,
+    /// The svix-timestamp to sign, in Unix seconds (default: now).
+    #[arg(long, value_name = "UNIX_SECS")]
+    timestamp: Option<i64>,
+    /// The JSON payload, e.g. events/user.created.json.
     file: String,
 }
 
-fn main() {
-    if let Err(message) = run() {
+fn local_url(url: &str) -> Result<String, String> {
+    if url.starts_with("http://") {
+        Ok(url.to_owned())
+    } else {
+        Err("only http:// URLs are supported (local development)".into())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if let Err(message) = run(Args::parse()).await {
         eprintln!("clerk-webhooks-send: {message}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = parse_args(std::env::args().skip(1))?;
+async fn run(args: Args) -> Result<(), String> {
     let secrets = std::env::var(SECRET_VAR)
         .or_else(|_| std::env::var(SECRET_FALLBACK_VAR))
         .map_err(|_| format!("{SECRET_VAR} is not set"))?;
@@ -38,57 +57,41 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("{SECRET_VAR} is invalid: {e}"))?
         .remove(0);
     let body = std::fs::read(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file))?;
-    let signature = secret.sign(&args.msg_id, args.timestamp, &body);
-    let headers = [
-        ("content-type", "application/json".to_owned()),
-        ("svix-id", args.msg_id.clone()),
-        ("svix-timestamp", args.timestamp.to_string()),
-        ("svix-signature", signature),
-    ];
-    let (status, response) = post(&args.url, &headers, &body)?;
-    println!("svix-id: {}", args.msg_id);
+    let msg_id = args.msg_id.unwrap_or_else(fresh_msg_id);
+    let timestamp = args.timestamp.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64
+    });
+    let signature = secret.sign(&msg_id, timestamp, &body);
+    let http = http_client::client(Duration::from_secs(5), "clerk-webhooks-send")
+        .map_err(|e| e.to_string())?;
+    // The first request after `make dev` builds the function: give it time.
+    let response = http
+        .post(&args.url)
+        .timeout(Duration::from_secs(300))
+        .header("content-type", "application/json")
+        .header("svix-id", &msg_id)
+        .header("svix-timestamp", timestamp.to_string())
+        .header("svix-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", args.url))?;
+    let status = response.status().as_u16();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("cannot read the response: {e}"))?;
+    println!("svix-id: {msg_id}");
     println!("status: {status}");
-    println!("{response}");
+    println!("{text}");
     if (200..300).contains(&status) {
         Ok(())
     } else {
         Err(format!("the function answered {status}"))
     }
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let usage = "usage: clerk-webhooks-send [--url URL] [--id MSG_ID] [--timestamp UNIX_SECS] FILE";
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let mut parsed = Args {
-        url: std::env::var("CLERK_WEBHOOKS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned()),
-        msg_id: fresh_msg_id(),
-        timestamp: now.as_secs() as i64,
-        file: String::new(),
-    };
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{arg} needs a value\n{usage}"))
-        };
-        match arg.as_str() {
-            "--url" => parsed.url = value()?,
-            "--id" => parsed.msg_id = value()?,
-            "--timestamp" => {
-                parsed.timestamp = value()?
-                    .parse()
-                    .map_err(|_| "--timestamp must be an integer")?
-            }
-            "-h" | "--help" => return Err(usage.to_owned()),
-            _ if parsed.file.is_empty() && !arg.starts_with("--") => parsed.file = arg,
-            _ => return Err(format!("unexpected argument {arg}\n{usage}")),
-        }
-    }
-    if parsed.file.is_empty() {
-        return Err(usage.to_owned());
-    }
-    Ok(parsed)
 }
 
 /// `msg_` and 27 base62 characters, like Svix's ids.
@@ -107,72 +110,4 @@ fn fresh_msg_id() -> String {
         bits /= 62;
     }
     id
-}
-
-/// A minimal HTTP/1.1 POST over a plain TCP connection; returns status and body.
-fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(u16, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported (local development)")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let address = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream =
-        TcpStream::connect(&address).map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(300))).ok();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .and_then(|_| stream.write_all(body))
-        .map_err(|e| format!("cannot send: {e}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("cannot read the response: {e}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed HTTP status line")?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let payload = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_owned()
-    };
-    Ok((status, payload))
-}
-
-fn dechunk(mut payload: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = payload.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        payload = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
