@@ -15,22 +15,56 @@ use crate::config::{ConfigError, TABLE_VAR};
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const MAX_CONCURRENCY: usize = 64;
 
-pub const USAGE: &str = "\
-usage: clerk-webhooks-backfill [--only KINDS] [--page-size N] [--concurrency N] [--timeout SECS]
-                               [--dry-run] [--restart]
-
-Copies the users, organizations and memberships that already exist in Clerk into the table,
-through the same sync rules as the webhooks. Safe to run twice and while webhooks arrive.
-
-  --only KINDS       users, organizations, memberships, comma-separated (default: all three)
-  --page-size N      objects per Backend API request, 1 to 500 (default 500)
-  --concurrency N    DynamoDB writes in flight, 1 to 64 (default 8)
-  --timeout SECS     per Backend API request (default 30)
-  --dry-run          read and check every object, count, write nothing (TABLE_NAME optional)
-  --restart          ignore the saved checkpoints and start from the first object
-
+const ENVIRONMENT: &str = "\
 environment: CLERK_SECRET_KEY (required), CLERK_API_URL (default https://api.clerk.com),
              TABLE_NAME, and the usual AWS variables (AWS_REGION, AWS_PROFILE, ...)";
+
+/// Copies the users, organizations and memberships that already exist in Clerk into the
+/// table, through the same sync rules as the webhooks. Safe to run twice and while webhooks
+/// arrive.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "clerk-webhooks-backfill", after_help = ENVIRONMENT)]
+pub struct Args {
+    /// users, organizations, memberships, comma-separated [default: all three]
+    #[arg(long, value_name = "KINDS", value_parser = kinds)]
+    only: Option<Kinds>,
+    /// Objects per Backend API request, 1 to 500
+    #[arg(long, value_name = "N", default_value_t = MAX_PAGE_SIZE, value_parser = page_size)]
+    page_size: u32,
+    /// DynamoDB writes in flight, 1 to 64
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = concurrency)]
+    concurrency: usize,
+    /// Per Backend API request, in seconds, 1 to 600
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = timeout_secs)]
+    timeout: u64,
+    /// Read and check every object, count, write nothing (TABLE_NAME optional)
+    #[arg(long)]
+    dry_run: bool,
+    /// Ignore the saved checkpoints and start from the first object
+    #[arg(long)]
+    restart: bool,
+}
+
+/// The kinds to copy, parents first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kinds(Vec<Kind>);
+
+impl Args {
+    pub fn options(self) -> Options {
+        let mut options = Options {
+            page_size: self.page_size,
+            concurrency: self.concurrency,
+            dry_run: self.dry_run,
+            restart: self.restart,
+            ..Options::default()
+        };
+        if let Some(Kinds(kinds)) = self.only {
+            options.kinds = kinds;
+        }
+        options.retry.request_timeout = Duration::from_secs(self.timeout);
+        options
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -67,58 +101,12 @@ impl Default for Options {
     }
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Run(Options),
-    Help,
-}
-
+/// A value of the Lambda invocation payload that is out of range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UsageError {
-    #[error("{flag} needs a value")]
-    MissingValue { flag: String },
-    #[error("{flag}: {reason}")]
-    Invalid { flag: String, reason: String },
-    #[error("unknown argument {0}")]
-    Unknown(String),
-}
-
-/// Parses the flags in [`USAGE`]; `--flag=value` works too.
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, UsageError> {
-    let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| UsageError::MissingValue { flag: flag.clone() })
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--dry-run" => options.dry_run = true,
-            "--restart" => options.restart = true,
-            "--only" => options.kinds = kinds(&value()?).map_err(|r| invalid(&flag, r))?,
-            "--page-size" => {
-                options.page_size = page_size(&value()?).map_err(|r| invalid(&flag, r))?
-            }
-            "--concurrency" => {
-                options.concurrency = concurrency(&value()?).map_err(|r| invalid(&flag, r))?
-            }
-            "--timeout" => {
-                options.retry.request_timeout = timeout(&value()?).map_err(|r| invalid(&flag, r))?
-            }
-            _ => return Err(UsageError::Unknown(arg)),
-        }
-    }
-    Ok(Command::Run(options))
+#[error("{field}: {reason}")]
+pub struct InvalidInvocation {
+    field: &'static str,
+    reason: String,
 }
 
 /// The payload of a manual Lambda invocation: the flags as JSON, every field optional.
@@ -138,14 +126,14 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub fn options(self) -> Result<Options, UsageError> {
+    pub fn options(self) -> Result<Options, InvalidInvocation> {
         let mut options = Options {
             dry_run: self.dry_run,
             restart: self.restart,
             ..Options::default()
         };
         if let Some(only) = self.only {
-            options.kinds = kinds(&only.join(",")).map_err(|r| invalid("only", r))?;
+            options.kinds = kinds(&only.join(",")).map_err(|r| invalid("only", r))?.0;
         }
         if let Some(n) = self.page_size {
             options.page_size = page_size(&n.to_string()).map_err(|r| invalid("page_size", r))?;
@@ -155,21 +143,19 @@ impl Invocation {
                 concurrency(&n.to_string()).map_err(|r| invalid("concurrency", r))?;
         }
         if let Some(n) = self.timeout_secs {
-            options.retry.request_timeout =
-                timeout(&n.to_string()).map_err(|r| invalid("timeout_secs", r))?;
+            options.retry.request_timeout = Duration::from_secs(
+                timeout_secs(&n.to_string()).map_err(|r| invalid("timeout_secs", r))?,
+            );
         }
         Ok(options)
     }
 }
 
-fn invalid(flag: &str, reason: String) -> UsageError {
-    UsageError::Invalid {
-        flag: flag.into(),
-        reason,
-    }
+fn invalid(field: &'static str, reason: String) -> InvalidInvocation {
+    InvalidInvocation { field, reason }
 }
 
-fn kinds(value: &str) -> Result<Vec<Kind>, String> {
+fn kinds(value: &str) -> Result<Kinds, String> {
     let mut kinds = Vec::new();
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let kind = Kind::parse(name)
@@ -183,7 +169,7 @@ fn kinds(value: &str) -> Result<Vec<Kind>, String> {
     }
     // Always parents first, whatever order was given.
     kinds.sort_by_key(|k| Kind::ALL.iter().position(|a| a == k));
-    Ok(kinds)
+    Ok(Kinds(kinds))
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
@@ -207,8 +193,8 @@ fn concurrency(value: &str) -> Result<usize, String> {
     number(value, 1, MAX_CONCURRENCY)
 }
 
-fn timeout(value: &str) -> Result<Duration, String> {
-    number(value, 1u64, 600).map(Duration::from_secs)
+fn timeout_secs(value: &str) -> Result<u64, String> {
+    number(value, 1u64, 600)
 }
 
 /// The environment the backfill needs.
@@ -251,23 +237,24 @@ impl BackfillConfig {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
     use std::collections::HashMap;
 
-    fn parse(args: &[&str]) -> Result<Command, UsageError> {
-        parse_args(args.iter().map(|a| a.to_string()))
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        let args = std::iter::once("clerk-webhooks-backfill").chain(args.iter().copied());
+        Args::try_parse_from(args).map(Args::options)
     }
 
     fn run(args: &[&str]) -> Options {
-        match parse(args).unwrap() {
-            Command::Run(o) => o,
-            Command::Help => panic!("help"),
-        }
+        parse(args).unwrap()
     }
 
     #[test]
     fn defaults_copy_everything_in_pages_of_500_with_8_writes_in_flight() {
         let o = run(&[]);
+        assert_eq!(o, Options::default());
         assert_eq!(
             o.kinds,
             [Kind::Users, Kind::Organizations, Kind::Memberships]
@@ -294,7 +281,9 @@ mod tests {
         assert_eq!(o.retry.request_timeout, Duration::from_secs(5));
         assert!(o.dry_run && o.restart);
         assert_eq!(run(&["--only", "orgs"]).kinds, [Kind::Organizations]);
-        assert_eq!(parse(&["-h"]).unwrap(), Command::Help);
+        let help = parse(&["-h"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("CLERK_SECRET_KEY (required)"));
     }
 
     #[test]
@@ -302,26 +291,29 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (
                 &["--page-size", "501"],
-                "--page-size: expected a whole number from 1 to 500",
+                "'--page-size <N>': expected a whole number from 1 to 500",
             ),
             (
                 &["--page-size", "0"],
-                "--page-size: expected a whole number from 1 to 500",
+                "'--page-size <N>': expected a whole number from 1 to 500",
             ),
             (
                 &["--concurrency", "x"],
-                "--concurrency: expected a whole number from 1 to 64",
+                "'--concurrency <N>': expected a whole number from 1 to 64",
             ),
             (
                 &["--only", "sessions"],
-                "--only: sessions is not users, organizations or memberships",
+                "'--only <KINDS>': sessions is not users, organizations or memberships",
             ),
-            (&["--only", ","], "--only: name at least one kind"),
-            (&["--page-size"], "--page-size needs a value"),
-            (&["--users"], "unknown argument --users"),
+            (&["--only", ","], "'--only <KINDS>': name at least one kind"),
+            (&["--page-size"], "a value is required for '--page-size <N>'"),
+            (&["--users"], "unexpected argument '--users'"),
         ];
         for (args, message) in cases {
-            assert_eq!(parse(args).unwrap_err().to_string(), *message, "{args:?}");
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            let text = error.to_string();
+            assert!(text.contains(message), "{args:?}: {text}");
         }
     }
 

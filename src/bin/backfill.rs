@@ -8,9 +8,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use clerk_webhooks::backfill::options::{
-    parse_args, BackfillConfig, Command, Invocation, Options, USAGE,
-};
+use clap::Parser;
+use clerk_webhooks::backfill::options::{Args, BackfillConfig, Invocation, Options};
 use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, Summary};
 use clerk_webhooks::clerk_api::ClerkApi;
@@ -32,20 +31,10 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("clerk-webhooks-backfill: {error}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit with 2, --help with 0, as before.
     let options = Options {
         display: Display::auto(),
-        ..options
+        ..Args::parse().options()
     };
     match run(options).await {
         Ok(summary) => {
