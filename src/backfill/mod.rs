@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use indicatif::HumanCount;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -35,7 +36,7 @@ use crate::plan::Plan;
 use crate::store::{Committed, Outcome, Store, StoreError};
 use checkpoint::Checkpoint;
 use options::Options;
-use progress::{per_second, thousands, Progress};
+use progress::{per_second, Progress};
 
 /// What can be backfilled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -499,11 +500,11 @@ impl fmt::Display for Summary {
                 f,
                 "{:<14}{:>9}{:>10}{:>8}{:>9}{:>7}{:>7}{:>9}{:>9.1}  {}{}",
                 k.kind.as_str(),
-                thousands(k.seen),
-                thousands(k.written),
-                thousands(k.stale),
-                thousands(k.skipped),
-                thousands(k.pages),
+                HumanCount(k.seen).to_string(),
+                HumanCount(k.written).to_string(),
+                HumanCount(k.stale).to_string(),
+                HumanCount(k.skipped).to_string(),
+                HumanCount(k.pages).to_string(),
                 k.rate_limited,
                 k.retries,
                 k.seconds,
@@ -515,9 +516,9 @@ impl fmt::Display for Summary {
         write!(
             f,
             "{verb} {} objects in {:.1} s ({}/s){}",
-            thousands(self.written),
+            HumanCount(self.written),
             self.seconds,
-            thousands(self.written_per_second.round() as u64),
+            HumanCount(self.written_per_second.round() as u64),
             if self.complete {
                 ""
             } else {

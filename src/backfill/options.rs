@@ -306,7 +306,10 @@ mod tests {
                 "'--only <KINDS>': sessions is not users, organizations or memberships",
             ),
             (&["--only", ","], "'--only <KINDS>': name at least one kind"),
-            (&["--page-size"], "a value is required for '--page-size <N>'"),
+            (
+                &["--page-size"],
+                "a value is required for '--page-size <N>'",
+            ),
             (&["--users"], "unexpected argument '--users'"),
         ];
         for (args, message) in cases {

@@ -1,11 +1,13 @@
-//! Counts and rate while a backfill runs: a bar redrawn in place on a terminal (stderr, with
-//! `\r`), plain log lines every few seconds otherwise (a pipe, a file, Lambda's logs). The
-//! rendering is pure and unit-tested; [`Progress::spawn_reporter`] only ticks.
+//! Counts and rate while a backfill runs: an indicatif bar on a terminal (stderr), plain log
+//! lines every few seconds otherwise (a pipe, a file, Lambda's logs). What the bar and the
+//! lines say is pure and unit-tested; [`Progress::spawn_reporter`] only ticks.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Kind;
 use crate::clerk_api::ApiStats;
@@ -90,6 +92,8 @@ pub struct Progress {
     dry_run: bool,
     api: Arc<ApiStats>,
     current: Mutex<Option<Current>>,
+    /// The current kind's bar, in [`Display::Bar`].
+    bar: Mutex<Option<ProgressBar>>,
     pub counters: Counters,
 }
 
@@ -100,6 +104,7 @@ impl Progress {
             dry_run,
             api,
             current: Mutex::new(None),
+            bar: Mutex::new(None),
             counters: Counters::default(),
         }
     }
@@ -123,6 +128,13 @@ impl Progress {
             rate_limited: self.api.rate_limited.load(Ordering::Relaxed),
             retries: self.api.retries.load(Ordering::Relaxed),
         });
+        if self.display == Display::Bar {
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+            bar.set_prefix(kind.as_str());
+            bar.set_style(style(total));
+            bar.set_position(before);
+            *self.bar.lock().unwrap() = Some(bar);
+        }
     }
 
     /// Offset endpoints report their size with every page.
@@ -156,8 +168,10 @@ impl Progress {
         let snapshot = self.snapshot()?;
         match self.display {
             Display::Bar => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "\r{}\x1b[K", bar(&snapshot));
+                if let Some(bar) = self.bar.lock().unwrap().take() {
+                    draw(&bar, &snapshot);
+                    bar.finish();
+                }
             }
             Display::Lines(_) => log_line(&snapshot, "backfill finished a kind"),
             Display::Off => {}
@@ -185,9 +199,9 @@ impl Progress {
                 };
                 match progress.display {
                     Display::Bar => {
-                        let mut err = std::io::stderr().lock();
-                        let _ = write!(err, "\r{}\x1b[K", bar(&snapshot));
-                        let _ = err.flush();
+                        if let Some(bar) = progress.bar.lock().unwrap().as_ref() {
+                            draw(bar, &snapshot);
+                        }
                     }
                     _ => log_line(&snapshot, "backfill progress"),
                 }
@@ -225,61 +239,53 @@ fn log_line(s: &Snapshot, message: &str) {
     );
 }
 
-const BAR_WIDTH: u64 = 20;
+/// `users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · 3 pages · 550/s`,
+/// or `2,100 seen · ...` while the total is unknown.
+fn style(total: Option<u64>) -> ProgressStyle {
+    let template = match total {
+        Some(_) => "{prefix:<13} [{bar:20}] {percent:>3}% {human_pos}/{human_len} · {msg}",
+        None => "{prefix:<13} {human_pos} seen · {msg}",
+    };
+    ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("#.")
+}
 
-/// `users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · 3 pages · 550/s`
-pub fn bar(s: &Snapshot) -> String {
-    let done = s.before + s.seen;
-    let mut out = format!("{:<13} ", s.kind.as_str());
-    match s.total.filter(|&t| t > 0) {
-        Some(total) => {
-            let done = done.min(total);
-            let filled = done * BAR_WIDTH / total;
-            out.push('[');
-            out.extend((0..BAR_WIDTH).map(|i| if i < filled { '#' } else { '.' }));
-            out.push_str(&format!(
-                "] {:>3}% {}/{}",
-                done * 100 / total,
-                thousands(done),
-                thousands(total)
-            ));
-        }
-        None => out.push_str(&format!("{} seen", thousands(done))),
+fn draw(bar: &ProgressBar, s: &Snapshot) {
+    if let (Some(total), None) = (s.total, bar.length()) {
+        bar.set_style(style(Some(total)));
     }
+    if let Some(total) = s.total {
+        bar.set_length(total);
+    }
+    let done = s.before + s.seen;
+    bar.set_position(s.total.map_or(done, |total| done.min(total)));
+    bar.set_message(counts(s));
+}
+
+/// The counts after the position: `1,098 written · 2 stale · 3 pages · 550/s`, with skipped
+/// objects, rate limits and retries only when there were some, so the line fits a terminal.
+pub fn counts(s: &Snapshot) -> String {
     let written = if s.dry_run { "to write" } else { "written" };
-    out.push_str(&format!(
-        " · {} {written} · {} stale",
-        thousands(s.written),
-        thousands(s.stale)
-    ));
-    // Rare events only when they happen, so the line fits a terminal.
+    let mut out = format!(
+        "{} {written} · {} stale",
+        HumanCount(s.written),
+        HumanCount(s.stale)
+    );
     for (count, what) in [
         (s.skipped, "skipped"),
         (s.rate_limited, "rate-limited"),
         (s.retries, "retries"),
     ] {
         if count > 0 {
-            out.push_str(&format!(" · {} {what}", thousands(count)));
+            out.push_str(&format!(" · {} {what}", HumanCount(count)));
         }
     }
     out.push_str(&format!(
         " · {} pages · {}/s",
-        thousands(s.pages),
-        thousands(s.per_second().round() as u64)
+        HumanCount(s.pages),
+        HumanCount(s.per_second().round() as u64)
     ));
-    out
-}
-
-/// `12345` -> `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
     out
 }
 
@@ -305,10 +311,10 @@ mod tests {
     }
 
     #[test]
-    fn the_bar_shows_position_counts_and_rate() {
+    fn the_counts_show_what_happened_and_the_rate() {
         assert_eq!(
-            bar(&snapshot()),
-            "users         [########............]  42% 2,100/5,000 · 1,098 written · 2 stale · 3 pages · 550/s"
+            counts(&snapshot()),
+            "1,098 written · 2 stale · 3 pages · 550/s"
         );
         let s = Snapshot {
             total: None,
@@ -319,26 +325,22 @@ mod tests {
             ..snapshot()
         };
         assert_eq!(
-            bar(&s),
-            "memberships   2,100 seen · 1,098 to write · 2 stale · 2 rate-limited · 1 retries · 3 pages · 550/s"
+            counts(&s),
+            "1,098 to write · 2 stale · 2 rate-limited · 1 retries · 3 pages · 550/s"
         );
     }
 
     #[test]
-    fn the_bar_never_overflows() {
+    fn the_bar_never_overflows_and_learns_its_total() {
+        let bar = ProgressBar::hidden();
+        bar.set_style(style(None));
         let s = Snapshot {
             total: Some(10),
             ..snapshot()
         };
-        assert!(bar(&s).contains("[####################] 100% 10/10"));
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
+        draw(&bar, &s);
+        assert_eq!((bar.position(), bar.length()), (10, Some(10)));
+        assert_eq!(bar.message(), counts(&s));
     }
 
     #[test]
