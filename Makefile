@@ -35,7 +35,7 @@ lint: tools ## What CI checks besides the tests
 	SAM_CLI_TELEMETRY=0 .tools/venv/bin/sam validate --lint --region us-east-1
 
 bench: ## Every benchmark in BENCHMARKS.md (about 10 minutes)
-	bench/run.sh
+	perf/run.sh
 
 release: tools ## The Lambda's release build (arm64 where the target is installable), zipped
 	scripts/release.sh

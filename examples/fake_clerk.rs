@@ -1,5 +1,5 @@
 //! Serves the test suite's fake Clerk Backend API (tests/it/helpers/fake_clerk.rs) on loopback,
-//! for trying `clerk-webhooks-backfill` by hand and for `bench/backfill.sh`. Loopback only;
+//! for trying `clerk-webhooks-backfill` by hand and for `perf/backfill.sh`. Loopback only;
 //! never talks to Clerk.
 //!
 //! ```text

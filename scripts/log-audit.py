@@ -14,7 +14,7 @@ DIR is what scripts/test.sh collected while `cargo test` ran:
 Rules, each line against each:
 
     secret    the base64 of any `whsec_` signing secret in tests/, src/, scripts/, benches/
-              or bench/, or its decoded key when that is text
+              or perf/, or its decoded key when that is text
     email     anything shaped like an address: local@domain.tld
     phone     an E.164 number: + then 7 to 15 digits, not inside a word or a longer number
               (a timezone "+00:00" or an exponent "1e+20" is not one)
@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = 24
 MAX_PRINTED = 50
-SECRET_DIRS = ["tests", "src", "scripts", "benches", "bench"]
+SECRET_DIRS = ["tests", "src", "scripts", "benches", "perf"]
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<![\w+.])\+[1-9]\d{6,14}(?!\d)")

@@ -20,15 +20,15 @@ cargo bench --bench request_path
 echo "== 2. end to end against DynamoDB Local (EMF lines on stdout are dropped)"
 cargo bench --bench dynamodb >/dev/null
 echo "== 3. the Node.js peer, driven the same way"
-npm ci --silent --no-audit --no-fund --prefix bench/peers/node
+npm ci --silent --no-audit --no-fund --prefix perf/peers/node
 cargo run --quiet --bin clerk-webhooks-create-table
-CLERK_WEBHOOK_SIGNING_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw node bench/peers/node/drive.js 2>/dev/null
+CLERK_WEBHOOK_SIGNING_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw node perf/peers/node/drive.js 2>/dev/null
 echo "== 4. cold start, peak RSS: the release binary (x86_64, to run here) and the Node peer"
 cargo lambda build --release --bin clerk-webhooks
-python3 bench/cold_start.py --binary target/lambda/clerk-webhooks/bootstrap --runs 10 --events 1000
-python3 bench/cold_start.py --command "node bench/peers/node/bootstrap.js" --runs 10 --events 1000
+python3 perf/cold_start.py --binary target/lambda/clerk-webhooks/bootstrap --runs 10 --events 1000
+python3 perf/cold_start.py --command "node perf/peers/node/bootstrap.js" --runs 10 --events 1000
 echo "== 5. the backfill: 10,500 objects from the fake Clerk API into DynamoDB Local"
 for concurrency in 1 8 16 32; do
   echo "-- --concurrency $concurrency"
-  BACKFILL_BENCH_INNER=1 bench/backfill.sh --concurrency "$concurrency" 2>/dev/null | tail -n 1
+  BACKFILL_BENCH_INNER=1 perf/backfill.sh --concurrency "$concurrency" 2>/dev/null | tail -n 1
 done

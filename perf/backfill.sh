@@ -4,7 +4,7 @@
 # on loopback; clerk-webhooks-backfill copies them into a fresh table and prints its summary,
 # whose last line is the objects written per second. Loopback only.
 #
-#   bench/backfill.sh [--release] [backfill flags, e.g. --concurrency 16]
+#   perf/backfill.sh [--release] [backfill flags, e.g. --concurrency 16]
 #
 # Defaults: 5,000 users, 500 organizations, 10 members each (10,500 objects), a debug build.
 set -euo pipefail

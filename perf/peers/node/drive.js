@@ -3,7 +3,7 @@
 // against the same DynamoDB Local. Prints median/p99 of 2,000 sequential events after 200 of
 // warm-up, and throughput at 16 concurrent handlers, as JSON.
 //
-//   node bench/peers/node/drive.js      (env: TABLE_NAME, AWS_ENDPOINT_URL_DYNAMODB, EVENTS)
+//   node perf/peers/node/drive.js      (env: TABLE_NAME, AWS_ENDPOINT_URL_DYNAMODB, EVENTS)
 "use strict";
 const fs = require("fs");
 const path = require("path");

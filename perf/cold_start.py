@@ -10,7 +10,7 @@ HTTP server, then measures, from outside the process:
 After the first event, it keeps serving --events more and reads the process's peak RSS
 (VmHWM). Prints one JSON object with the medians.
 
-  python3 bench/cold_start.py --binary target/release/clerk-webhooks --runs 10 --events 1000
+  python3 perf/cold_start.py --binary target/release/clerk-webhooks --runs 10 --events 1000
 
 Needs DynamoDB Local running (scripts/dynamodb-local.sh start); creates the table
 (TABLE_NAME, default clerk-webhooks-bench) with clerk-webhooks-create-table. Loopback only.
@@ -175,7 +175,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default="target/release/clerk-webhooks")
     parser.add_argument("--command", help="run this instead of --binary, e.g. the Node peer: "
-                        "'node bench/peers/node/bootstrap.js' (then only the warm-up-less pass runs)")
+                        "'node perf/peers/node/bootstrap.js' (then only the warm-up-less pass runs)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--events", type=int, default=1, help="events per run (peak RSS after them)")
     args = parser.parse_args()

@@ -1,5 +1,5 @@
 // A minimal Lambda runtime loop for the peer (what the managed Node.js runtime does for it), so
-// bench/cold_start.py can start it under the same Runtime API stand-in as our binary.
+// perf/cold_start.py can start it under the same Runtime API stand-in as our binary.
 "use strict";
 const { handler } = require("./handler");
 const api = `http://${process.env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation`;
