@@ -1,7 +1,7 @@
 //! The whole pure request path, `handler::prepare`: method, size, signature headers, HMAC,
 //! decoding and planning, with requests that are signed right unless the input says
-//! otherwise, so the fuzzer gets past the signature. Checks that `prepare` is its steps in
-//! order, keeps only verified ids, and answers bad input with a 4xx. Input layout:
+//! otherwise, so the fuzzer gets past the signature. Checks that `prepare` plans what the
+//! planner does, keeps only verified ids, and answers bad input with a 4xx. Input layout:
 //! `invariants::run_prepare`.
 #![no_main]
 

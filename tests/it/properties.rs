@@ -133,7 +133,7 @@ proptest! {
     }
 
     #[test]
-    fn prepare_is_its_steps_in_order_for_any_request(recipe in request_recipe()) {
+    fn prepare_answers_any_request_with_a_4xx_or_the_plan(recipe in request_recipe()) {
         run_prepare(&recipe, fixtures(), &secrets());
     }
 }
