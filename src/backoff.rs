@@ -10,14 +10,14 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// A random number from the standard library alone (see the module documentation).
-pub fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     RandomState::new().build_hasher().finish()
 }
 
 /// The wait before retry number `attempt` (1 for the first retry): the ceiling
 /// `base * 2^attempt`, capped at `cap`, and a random point in its upper half, so the wait
 /// still grows while concurrent clients spread out.
-pub fn jittered(attempt: u32, base: Duration, cap: Duration) -> Duration {
+pub(crate) fn jittered(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let base_ms = base.as_millis().min(u128::from(u64::MAX)) as u64;
     let ceiling = base_ms
         .saturating_mul(1u64 << attempt.min(20))

@@ -23,12 +23,12 @@ use crate::backoff;
 use crate::config::ConfigError;
 use crate::http_client;
 
-pub const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";
-pub const API_URL_VAR: &str = "CLERK_API_URL";
+pub(crate) const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";
+pub(crate) const API_URL_VAR: &str = "CLERK_API_URL";
 /// Clerk's production Backend API; the `/v1/…` paths are appended to it.
-pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
+pub(crate) const DEFAULT_API_URL: &str = "https://api.clerk.com";
 /// The Backend API's largest `limit`.
-pub const MAX_PAGE_SIZE: u32 = 500;
+pub(crate) const MAX_PAGE_SIZE: u32 = 500;
 /// Far above a 500-object page (a user is a few KiB), far below what could hurt a Lambda.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -148,7 +148,7 @@ impl Default for RetryPolicy {
 
 /// Running totals across all requests, read by the progress display.
 #[derive(Debug, Default)]
-pub struct ApiStats {
+pub(crate) struct ApiStats {
     pub requests: AtomicU64,
     /// `429`s waited out.
     pub rate_limited: AtomicU64,
@@ -224,7 +224,7 @@ impl ClerkApi {
         })
     }
 
-    pub fn stats(&self) -> &Arc<ApiStats> {
+    pub(crate) fn stats(&self) -> &Arc<ApiStats> {
         &self.stats
     }
 
@@ -243,7 +243,7 @@ impl ClerkApi {
     }
 
     /// `GET /v1/users/count`: how many users a full run will copy (for the progress bar).
-    pub async fn user_count(&self) -> Result<u64, ApiError> {
+    pub(crate) async fn user_count(&self) -> Result<u64, ApiError> {
         let value = self.get("/v1/users/count", &[]).await?;
         value
             .get("total_count")
@@ -477,7 +477,7 @@ fn unexpected(path: &str, reason: &str) -> ApiError {
 /// Users in creation order, oldest first, after the cursor. `order_by=created_at` (an
 /// implied `+`) is one of the orderings the spec allows `starting_after` with; oldest first
 /// means users created during the run are appended, never shifted under the cursor.
-pub fn users_query(limit: u32, starting_after: Option<&str>) -> Vec<(&'static str, String)> {
+pub(crate) fn users_query(limit: u32, starting_after: Option<&str>) -> Vec<(&'static str, String)> {
     let mut query = vec![
         ("limit", limit.to_string()),
         ("order_by", "created_at".to_owned()),
@@ -489,7 +489,7 @@ pub fn users_query(limit: u32, starting_after: Option<&str>) -> Vec<(&'static st
 }
 
 /// Offset pages, oldest first for the same reason as [`users_query`].
-pub fn offset_query(limit: u32, offset: u64) -> Vec<(&'static str, String)> {
+pub(crate) fn offset_query(limit: u32, offset: u64) -> Vec<(&'static str, String)> {
     vec![
         ("limit", limit.to_string()),
         ("offset", offset.to_string()),

@@ -7,19 +7,19 @@ pub const SECRET_VAR: &str = "CLERK_WEBHOOK_SIGNING_SECRET";
 /// The name many Clerk examples use; read when [`SECRET_VAR`] is unset.
 pub const SECRET_FALLBACK_VAR: &str = "CLERK_WEBHOOK_SECRET";
 pub const TABLE_VAR: &str = "TABLE_NAME";
-pub const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
-pub const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
-pub const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
+pub(crate) const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
+pub(crate) const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
+pub(crate) const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 /// `false` skips opening the DynamoDB connection at init (to measure what that saves).
-pub const WARM_UP_VAR: &str = "DYNAMODB_WARM_UP";
+pub(crate) const WARM_UP_VAR: &str = "DYNAMODB_WARM_UP";
 /// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
-pub const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
+pub(crate) const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
 
 /// Svix retries for about 27 hours and dashboard replays reuse the message id, so event
 /// records must outlive both by a wide margin.
-pub const DEFAULT_EVENT_TTL_DAYS: u32 = 30;
+pub(crate) const DEFAULT_EVENT_TTL_DAYS: u32 = 30;
 /// How long a deleted object's tombstone blocks late events for it.
-pub const DEFAULT_TOMBSTONE_TTL_DAYS: u32 = 90;
+pub(crate) const DEFAULT_TOMBSTONE_TTL_DAYS: u32 = 90;
 
 const SECS_PER_DAY: i64 = 24 * 60 * 60;
 

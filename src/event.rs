@@ -95,7 +95,7 @@ pub struct User {
 
 impl User {
     /// The entry whose id is `primary_email_address_id` (not simply the first one).
-    pub fn primary_email(&self) -> Option<&str> {
+    pub(crate) fn primary_email(&self) -> Option<&str> {
         let primary = self.primary_email_address_id.as_deref()?;
         self.email_addresses
             .iter()
@@ -190,7 +190,7 @@ pub struct Role {
 
 impl Role {
     /// The keys of the role's permissions (`org:invoices:read`, …).
-    pub fn permission_keys(&self) -> Vec<String> {
+    pub(crate) fn permission_keys(&self) -> Vec<String> {
         self.permissions
             .iter()
             .filter_map(|p| match p {
@@ -226,7 +226,7 @@ pub enum BillingKind {
 
 impl BillingKind {
     /// The key prefix (`SUBSCRIPTION#…`) and the `entity` value.
-    pub fn key_prefix(self) -> &'static str {
+    pub(crate) fn key_prefix(self) -> &'static str {
         match self {
             Self::Subscription => "SUBSCRIPTION",
             Self::SubscriptionItem => "SUBSCRIPTION_ITEM",
@@ -355,22 +355,22 @@ pub fn normalize_millis(t: i64) -> i64 {
 
 /// The prefixes Clerk's ids usually carry. Informative only: an id without its prefix is
 /// applied and counted (see [`Event::unexpected_prefixes`]).
-pub const USER_PREFIX: &str = "user_";
-pub const ORG_PREFIX: &str = "org_";
-pub const MEMBERSHIP_PREFIX: &str = "orgmem_";
-pub const SESSION_PREFIX: &str = "sess_";
-pub const ORG_INVITATION_PREFIX: &str = "orginv_";
-pub const DOMAIN_PREFIX: &str = "orgdmn_";
-pub const INVITATION_PREFIX: &str = "inv_";
-pub const ROLE_PREFIX: &str = "role_";
-pub const PERMISSION_PREFIX: &str = "perm_";
-pub const WAITLIST_PREFIX: &str = "wle_";
-pub const EMAIL_PREFIX: &str = "ema_";
-pub const SMS_PREFIX: &str = "sms_";
+pub(crate) const USER_PREFIX: &str = "user_";
+pub(crate) const ORG_PREFIX: &str = "org_";
+pub(crate) const MEMBERSHIP_PREFIX: &str = "orgmem_";
+pub(crate) const SESSION_PREFIX: &str = "sess_";
+pub(crate) const ORG_INVITATION_PREFIX: &str = "orginv_";
+pub(crate) const DOMAIN_PREFIX: &str = "orgdmn_";
+pub(crate) const INVITATION_PREFIX: &str = "inv_";
+pub(crate) const ROLE_PREFIX: &str = "role_";
+pub(crate) const PERMISSION_PREFIX: &str = "perm_";
+pub(crate) const WAITLIST_PREFIX: &str = "wle_";
+pub(crate) const EMAIL_PREFIX: &str = "ema_";
+pub(crate) const SMS_PREFIX: &str = "sms_";
 
 /// The longest id we put in a key. Clerk's are about 30 bytes; DynamoDB allows 1,024 for a
 /// sort key and 2,048 for a partition key, so with our `KIND#` prefixes this stays far inside.
-pub const MAX_ID_BYTES: usize = 128;
+pub(crate) const MAX_ID_BYTES: usize = 128;
 
 /// Whether `id` is safe as part of a key: 1 to [`MAX_ID_BYTES`] ASCII letters, digits or `_`,
 /// the characters Clerk's ids use. So no id holds our `#` separator (which would let a crafted
@@ -407,7 +407,7 @@ impl Event {
     /// The event a `event_type` webhook carrying `data` at `timestamp_ms` would be, routed and
     /// checked exactly as a delivered one. For objects read from Clerk's Backend API, which
     /// have the shape of the matching webhook's `data`.
-    pub fn from_data(
+    pub(crate) fn from_data(
         event_type: &str,
         timestamp_ms: i64,
         data: Value,

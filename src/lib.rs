@@ -5,7 +5,7 @@
 //! does I/O. [`table`] is the table contract every part shares: keys, index, TTL.
 
 pub mod backfill;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod clerk_api;
 pub mod config;
 pub mod event;

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 pub const DEFAULT_NAMESPACE: &str = "ClerkWebhooks";
 
 /// The metric counting ids without their usual prefix (see `event::Event::unexpected_prefixes`).
-pub const UNEXPECTED_ID_PREFIX: &str = "UnexpectedIdPrefix";
+pub(crate) const UNEXPECTED_ID_PREFIX: &str = "UnexpectedIdPrefix";
 
 /// The outcome metrics, in the order they are declared.
 pub const OUTCOMES: [&str; 6] = [

@@ -65,7 +65,7 @@ pub struct Plan {
 
 /// Who writes an item. Live entity items carry it as `source` (`webhook` or `backfill`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// A verified delivery: the plan starts with its event record, and items carry
     /// `last_svix_id`.
     Webhook { svix_id: &'a str },
@@ -92,7 +92,7 @@ pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> O
 /// [`plan`] for an object the backfill read from the Backend API, presented as the
 /// `*.created` event that would carry it: the same entity write under the same guard and
 /// parent checks, without an event record.
-pub fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
+pub(crate) fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
     plan_for(event, Source::Backfill, settings, now_ms)
 }
 

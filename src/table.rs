@@ -15,17 +15,17 @@ use crate::store::StoreError;
 /// `serde_dynamo`, so maps and lists stay native DynamoDB maps and lists.
 pub type Item = Map<String, Value>;
 
-pub const PK: &str = "pk";
-pub const SK: &str = "sk";
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
 /// Name of the one global secondary index.
 pub const GSI1: &str = "gsi1";
-pub const GSI1_PK: &str = "gsi1pk";
-pub const GSI1_SK: &str = "gsi1sk";
+pub(crate) const GSI1_PK: &str = "gsi1pk";
+pub(crate) const GSI1_SK: &str = "gsi1sk";
 /// The TTL attribute (epoch seconds) of event records and tombstones.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 pub const PROFILE_SK: &str = "PROFILE";
-pub const EVENT_SK: &str = "EVENT";
+pub(crate) const EVENT_SK: &str = "EVENT";
 
 // Prefixes of the keys that a parent's cascade finds by prefix. Shared by the key
 // constructors below and by [`Dependents`], so the two cannot drift apart.
@@ -93,7 +93,7 @@ impl Key {
     pub fn permission(permission_id: &str) -> Self {
         Self::profile("PERMISSION", permission_id)
     }
-    pub fn waitlist_entry(entry_id: &str) -> Self {
+    pub(crate) fn waitlist_entry(entry_id: &str) -> Self {
         Self::profile("WAITLIST", entry_id)
     }
     /// An email or SMS message's metadata (`STORE_MESSAGE_METADATA`).
@@ -126,7 +126,7 @@ impl Key {
 
 /// An item's entry in `gsi1`: what to look it up by, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
+pub(crate) struct IndexEntry {
     pub pk: String,
     pub sk: String,
 }
@@ -140,20 +140,20 @@ impl IndexEntry {
             sk: of,
         }
     }
-    pub fn user_email(email: &str, user_id: &str) -> Self {
+    pub(crate) fn user_email(email: &str, user_id: &str) -> Self {
         Self::by_email(email, format!("{USER}{user_id}"))
     }
-    pub fn organization_invitation_email(email: &str, invitation_id: &str) -> Self {
+    pub(crate) fn organization_invitation_email(email: &str, invitation_id: &str) -> Self {
         Self::by_email(email, format!("ORGINV#{invitation_id}"))
     }
-    pub fn invitation_email(email: &str, invitation_id: &str) -> Self {
+    pub(crate) fn invitation_email(email: &str, invitation_id: &str) -> Self {
         Self::by_email(email, format!("{INVITATION}{invitation_id}"))
     }
-    pub fn waitlist_email(email: &str, entry_id: &str) -> Self {
+    pub(crate) fn waitlist_email(email: &str, entry_id: &str) -> Self {
         Self::by_email(email, format!("WAITLIST#{entry_id}"))
     }
     /// An organization by its slug.
-    pub fn organization_slug(slug: &str, org_id: &str) -> Self {
+    pub(crate) fn organization_slug(slug: &str, org_id: &str) -> Self {
         Self {
             pk: format!("SLUG#{slug}"),
             sk: format!("{ORG}{org_id}"),
@@ -161,7 +161,7 @@ impl IndexEntry {
     }
     /// A membership under its user: a user's organizations, and what the user's cascade
     /// deletes.
-    pub fn user_membership(user_id: &str, org_id: &str) -> Self {
+    pub(crate) fn user_membership(user_id: &str, org_id: &str) -> Self {
         Self {
             pk: format!("{USER}{user_id}"),
             sk: format!("{ORG}{org_id}"),
@@ -176,7 +176,7 @@ impl IndexEntry {
         }
     }
     /// A message's metadata under its user, found by the user's cascade.
-    pub fn user_message(user_id: &str, message_id: &str) -> Self {
+    pub(crate) fn user_message(user_id: &str, message_id: &str) -> Self {
         Self {
             pk: format!("{USER}{user_id}"),
             sk: format!("MESSAGE#{message_id}"),
@@ -192,7 +192,7 @@ impl IndexEntry {
     }
 
     /// Sets `gsi1pk` / `gsi1sk` on `item`.
-    pub fn set_on(self, item: &mut Item) {
+    pub(crate) fn set_on(self, item: &mut Item) {
         item.insert(GSI1_PK.into(), Value::String(self.pk));
         item.insert(GSI1_SK.into(), Value::String(self.sk));
     }
@@ -201,7 +201,7 @@ impl IndexEntry {
 /// Where the live items that die with a parent are found: a query of the table or of
 /// `gsi1`, for one partition, optionally narrowed to sort keys with a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dependents {
+pub(crate) enum Dependents {
     Partition {
         pk: String,
         sk_prefix: &'static str,
@@ -214,7 +214,7 @@ pub enum Dependents {
 
 impl Dependents {
     /// An organization's memberships and invitations (its partition) and its domains (gsi1).
-    pub fn of_organization(org_id: &str) -> Vec<Self> {
+    pub(crate) fn of_organization(org_id: &str) -> Vec<Self> {
         let pk = format!("{ORG}{org_id}");
         vec![
             Self::Partition {
@@ -234,7 +234,7 @@ impl Dependents {
 
     /// A user's sessions (its partition) and whatever gsi1 lists under the user
     /// (memberships, message metadata).
-    pub fn of_user(user_id: &str) -> Vec<Self> {
+    pub(crate) fn of_user(user_id: &str) -> Vec<Self> {
         let pk = format!("{USER}{user_id}");
         vec![
             Self::Partition {
@@ -246,16 +246,6 @@ impl Dependents {
                 sk_prefix: None,
             },
         ]
-    }
-
-    /// Whether an item with this key and index entry is one of these dependents.
-    pub fn include(&self, key: &Key, index: Option<&IndexEntry>) -> bool {
-        match self {
-            Self::Partition { pk, sk_prefix } => key.pk == *pk && key.sk.starts_with(sk_prefix),
-            Self::Index { gsi1pk, sk_prefix } => index.is_some_and(|index| {
-                index.pk == *gsi1pk && sk_prefix.is_none_or(|p| index.sk.starts_with(p))
-            }),
-        }
     }
 }
 
@@ -334,6 +324,18 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 mod tests {
     use super::*;
 
+    /// Whether an item with this key and index entry is what `dependents` finds.
+    fn includes(dependents: &Dependents, key: &Key, index: Option<&IndexEntry>) -> bool {
+        match dependents {
+            Dependents::Partition { pk, sk_prefix } => {
+                key.pk == *pk && key.sk.starts_with(sk_prefix)
+            }
+            Dependents::Index { gsi1pk, sk_prefix } => index.is_some_and(|index| {
+                index.pk == *gsi1pk && sk_prefix.is_none_or(|p| index.sk.starts_with(p))
+            }),
+        }
+    }
+
     /// The cascades find what the key constructors make: a change to a key format that the
     /// cascade did not follow fails here, not in production as items that outlive a delete.
     #[test]
@@ -341,7 +343,7 @@ mod tests {
         let org = Dependents::of_organization("org_1");
         let user = Dependents::of_user("user_1");
         let found = |dependents: &[Dependents], key: &Key, index: Option<&IndexEntry>| {
-            dependents.iter().any(|d| d.include(key, index))
+            dependents.iter().any(|d| includes(d, key, index))
         };
         let membership = Key::membership("org_1", "user_1");
         let membership_index = IndexEntry::user_membership("user_1", "org_1");

@@ -78,7 +78,7 @@ impl SigningSecret {
     }
 
     /// The raw 32-byte HMAC-SHA256 of `{id}.{timestamp}.{body}`.
-    pub fn sign_raw(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+    pub(crate) fn sign_raw(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
         let mut mac = self.mac.clone();
         mac.update(msg_id.as_bytes());
         mac.update(b".");

@@ -9,14 +9,14 @@ use serde_json::{json, Value};
 use super::Kind;
 use crate::table::{Item, Key};
 
-pub const CHECKPOINT_PK: &str = "BACKFILL";
-pub const CHECKPOINT_ENTITY: &str = "backfill_checkpoint";
+pub(crate) const CHECKPOINT_PK: &str = "BACKFILL";
+pub(crate) const CHECKPOINT_ENTITY: &str = "backfill_checkpoint";
 
 /// Saved after every page, once all of that page's writes are done: a crash loses at most
 /// the page in flight, which the next run writes again (harmlessly: the versions make the
 /// second write `stale`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub kind: Kind,
     /// Users: the id of the last user copied, the next page's `starting_after`.
     pub cursor: Option<String>,
@@ -56,11 +56,6 @@ impl Checkpoint {
         }
     }
 
-    /// Whether this is anything but the start of the list.
-    pub fn is_resume(&self) -> bool {
-        self.cursor.is_some() || self.offset > 0
-    }
-
     /// Where the next page starts, for logs and the summary.
     pub fn position(&self) -> String {
         match (&self.cursor, self.kind) {
@@ -70,7 +65,7 @@ impl Checkpoint {
         }
     }
 
-    pub fn to_item(&self, now_ms: i64) -> Item {
+    pub(crate) fn to_item(&self, now_ms: i64) -> Item {
         let key = Self::key(self.kind);
         let mut item = json!({
             "pk": key.pk, "sk": key.sk, "entity": CHECKPOINT_ENTITY,
@@ -138,7 +133,6 @@ mod tests {
         assert_eq!(Checkpoint::from_item(Kind::Users, &item).unwrap(), cp);
         assert!(!CHECKPOINT_PK.contains('#'));
         assert_eq!(cp.position(), "after user_2x");
-        assert!(cp.is_resume());
     }
 
     #[test]
@@ -150,7 +144,7 @@ mod tests {
         assert_eq!(cp.position(), "offset 40");
         let back = Checkpoint::from_item(Kind::Organizations, &cp.to_item(0)).unwrap();
         assert_eq!(back, cp);
-        assert!(!Checkpoint::new(Kind::Memberships).is_resume());
+        assert_eq!(Checkpoint::new(Kind::Memberships).position(), "offset 0");
         assert_eq!(Checkpoint::new(Kind::Users).position(), "the first user");
     }
 

@@ -12,8 +12,8 @@ use crate::clerk_api::{
 };
 use crate::config::{ConfigError, TABLE_VAR};
 
-pub const DEFAULT_CONCURRENCY: usize = 8;
-pub const MAX_CONCURRENCY: usize = 64;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+pub(crate) const MAX_CONCURRENCY: usize = 64;
 
 const ENVIRONMENT: &str = "\
 environment: CLERK_SECRET_KEY (required), CLERK_API_URL (default https://api.clerk.com),
@@ -47,7 +47,7 @@ pub struct Args {
 
 /// The kinds to copy, parents first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Kinds(Vec<Kind>);
+pub(crate) struct Kinds(Vec<Kind>);
 
 impl Args {
     pub fn options(self) -> Options {

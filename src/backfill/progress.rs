@@ -35,7 +35,7 @@ impl Display {
 
 /// This kind's counters, shared by the writers and the reporter.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub seen: AtomicU64,
     pub written: AtomicU64,
     pub stale: AtomicU64,
@@ -73,12 +73,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Objects this run went through per second.
-    pub fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         per_second(self.seen, self.elapsed)
     }
 }
 
-pub fn per_second(count: u64, elapsed: Duration) -> f64 {
+pub(crate) fn per_second(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
         count as f64 / secs
@@ -87,7 +87,7 @@ pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     }
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     display: Display,
     dry_run: bool,
     api: Arc<ApiStats>,
@@ -138,13 +138,13 @@ impl Progress {
     }
 
     /// Offset endpoints report their size with every page.
-    pub fn set_total(&self, total: u64) {
+    pub(crate) fn set_total(&self, total: u64) {
         if let Some(current) = self.current.lock().unwrap().as_mut() {
             current.total = Some(total);
         }
     }
 
-    pub fn snapshot(&self) -> Option<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
         let current = (*self.current.lock().unwrap())?;
         let c = &self.counters;
         Some(Snapshot {
@@ -181,7 +181,7 @@ impl Progress {
     }
 
     /// Draws or logs until the returned task is aborted (see [`Reporter`]).
-    pub fn spawn_reporter(self: &Arc<Self>) -> Reporter {
+    pub(crate) fn spawn_reporter(self: &Arc<Self>) -> Reporter {
         let every = match self.display {
             Display::Bar => Duration::from_millis(250),
             Display::Lines(every) => every,
@@ -211,7 +211,7 @@ impl Progress {
 }
 
 /// Stops the reporter when dropped, however the run ends.
-pub struct Reporter(Option<tokio::task::JoinHandle<()>>);
+pub(crate) struct Reporter(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for Reporter {
     fn drop(&mut self) {
