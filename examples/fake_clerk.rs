@@ -13,29 +13,35 @@ mod fake_clerk;
 #[path = "../tests/it/helpers/http.rs"]
 mod http;
 
+use clap::Parser;
 use fake_clerk::{Data, FakeClerk, KEY};
 
+/// Serves a fake Clerk Backend API on 127.0.0.1.
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 8081)]
+    port: u16,
+    #[arg(long, default_value_t = 5_000)]
+    users: usize,
+    #[arg(long, default_value_t = 500)]
+    organizations: usize,
+    /// Members per organization.
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut port, mut users, mut orgs, mut members) = (8081u16, 5_000usize, 500usize, 10usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--port" => port = value.parse()?,
-            "--users" => users = value.parse()?,
-            "--organizations" => orgs = value.parse()?,
-            "--members" => members = value.parse()?,
-            _ => return Err(format!("unknown flag {flag}").into()),
-        }
-    }
-    let data = Data::generate(users, orgs, members);
+async fn main() {
+    let args = Args::parse();
+    let data = Data::generate(args.users, args.organizations, args.members);
     let memberships = data.memberships.len();
-    let fake = FakeClerk::bind(&format!("127.0.0.1:{port}"), data).await;
-    eprintln!("fake Clerk API: {users} users, {orgs} organizations, {memberships} memberships");
+    let fake = FakeClerk::bind(&format!("127.0.0.1:{}", args.port), data).await;
+    eprintln!(
+        "fake Clerk API: {} users, {} organizations, {memberships} memberships",
+        args.users, args.organizations
+    );
     println!("CLERK_API_URL={} CLERK_SECRET_KEY={KEY}", fake.url);
     // Until killed (Ctrl-C or SIGTERM end the process).
     std::future::pending::<()>().await;
     drop(fake);
-    Ok(())
 }
