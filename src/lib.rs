@@ -14,6 +14,7 @@ pub mod handler;
 pub mod http_client;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod store;
 pub mod table;

@@ -1,0 +1,382 @@
+//! What counts as a change worth acting on, as a pure function of one stream record's old and
+//! new images (DynamoDB Streams, `NEW_AND_OLD_IMAGES`, decoded to JSON items).
+//!
+//! The table already says what was applied, once and in order per object, so a change is read
+//! from the item, never from the delivery that wrote it: a retried or replayed delivery, a stale
+//! event or a duplicate writes nothing, so its record never reaches the stream.
+//!
+//! | change | when |
+//! | --- | --- |
+//! | `user.created` | a user item appears (no old image), live, written by a webhook, and Clerk's `created_at` is within the welcome window: this welcomes a user whose `user.updated` arrived before `user.created`, and never a user copied by the backfill or one who existed long before the endpoint |
+//! | `organization.created` | the same, for an organization |
+//! | `organizationMembership.created` | a membership becomes live: it appears, or a tombstone gives way to a re-added member, written by a webhook, within the window |
+//! | `user.deleted` | a live user becomes a tombstone |
+//!
+//! Nothing else fires: not updates, not event records, checkpoints or TTL removals, not items
+//! the backfill wrote.
+
+use serde_json::Value;
+
+use crate::table::Item;
+
+/// One change, with what the actions need to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    UserCreated(Person),
+    OrganizationCreated {
+        org_id: String,
+    },
+    MemberJoined {
+        org_id: String,
+        user_id: String,
+        /// The membership's version: a member removed and re-added joins again, and that is
+        /// another change.
+        version: i64,
+    },
+    UserDeleted {
+        user_id: String,
+    },
+}
+
+/// The user a change is about, from the item (`email` is the primary address).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Person {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// Names and addresses never reach a log, not even through `{:?}`.
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Person")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Change {
+    /// The change's type, as Clerk names the event (and `SLACK_NOTIFY` lists it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UserCreated(_) => "user.created",
+            Self::OrganizationCreated { .. } => "organization.created",
+            Self::MemberJoined { .. } => "organizationMembership.created",
+            Self::UserDeleted { .. } => "user.deleted",
+        }
+    }
+
+    /// Identifies the change among all others, the same on every delivery of its record:
+    /// what a claim is keyed by. Ids only, never personal data.
+    pub fn id(&self) -> String {
+        match self {
+            Self::UserCreated(person) => format!("user.created#{}", person.user_id),
+            Self::OrganizationCreated { org_id } => format!("organization.created#{org_id}"),
+            Self::MemberJoined {
+                org_id,
+                user_id,
+                version,
+            } => format!("organizationMembership.created#{org_id}#{user_id}#{version}"),
+            Self::UserDeleted { user_id } => format!("user.deleted#{user_id}"),
+        }
+    }
+}
+
+/// The window within which a newly seen object counts as created, and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub now_ms: i64,
+    pub max_age_ms: i64,
+}
+
+impl Window {
+    /// `WELCOME_MAX_AGE_HOURS`' default.
+    pub const DEFAULT_MAX_AGE_HOURS: i64 = 72;
+
+    pub fn hours(now_ms: i64, hours: i64) -> Self {
+        Self {
+            now_ms,
+            max_age_ms: hours.saturating_mul(3_600_000),
+        }
+    }
+
+    /// Whether Clerk's `created_at` (ms) is recent. An item without one never is.
+    fn is_recent(&self, item: &Item) -> bool {
+        item.get("created_at")
+            .and_then(Value::as_i64)
+            .is_some_and(|created| self.now_ms.saturating_sub(created) <= self.max_age_ms)
+    }
+}
+
+/// An image that is not an item in DynamoDB's JSON (`{"S": ...}`, `{"N": ...}`, ...). It
+/// names the image, never the parser's message, which may quote a value (an address, a name).
+#[derive(Debug, thiserror::Error)]
+#[error("the stream record's {image} is not a DynamoDB item")]
+pub struct ImageError {
+    image: &'static str,
+}
+
+/// The change a DynamoDB Streams record (as Lambda delivers it: `eventName`, and `dynamodb`
+/// with `OldImage` and `NewImage`) describes, if any.
+pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>, ImageError> {
+    let image = |name: &'static str| -> Result<Option<Item>, ImageError> {
+        let Some(image) = record["dynamodb"].get(name) else {
+            return Ok(None);
+        };
+        let invalid = ImageError { image: name };
+        let image: serde_dynamo::Item = match serde_json::from_value(image.clone()) {
+            Ok(image) => image,
+            Err(_) => return Err(invalid),
+        };
+        serde_dynamo::from_item(image)
+            .map(Some)
+            .map_err(|_| invalid)
+    };
+    let (old, new) = (image("OldImage")?, image("NewImage")?);
+    Ok(change_of(old.as_ref(), new.as_ref(), window))
+}
+
+/// The change one record's images describe, if any.
+pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Option<Change> {
+    let new = new?;
+    let entity = text(new, "entity")?;
+    let by_webhook = text(new, "source") == Some("webhook");
+    let appeared = old.is_none();
+    match entity {
+        "user" if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
+            Some(Change::UserCreated(Person {
+                user_id: text(new, "id")?.to_owned(),
+                email: text(new, "email").map(str::to_owned),
+                first_name: text(new, "first_name").map(str::to_owned),
+                last_name: text(new, "last_name").map(str::to_owned),
+            }))
+        }
+        "user" if !is_live(new) && old.is_some_and(is_live) => Some(Change::UserDeleted {
+            user_id: text(new, "id")?.to_owned(),
+        }),
+        "organization" if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
+            Some(Change::OrganizationCreated {
+                org_id: text(new, "id")?.to_owned(),
+            })
+        }
+        "membership"
+            if is_live(new)
+                && old.is_none_or(|old| !is_live(old))
+                && by_webhook
+                && window.is_recent(new) =>
+        {
+            Some(Change::MemberJoined {
+                org_id: text(new, "org_id")?.to_owned(),
+                user_id: text(new, "user_id")?.to_owned(),
+                version: new.get("version").and_then(Value::as_i64)?,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A tombstone has `deleted`; live items never do.
+fn is_live(item: &Item) -> bool {
+    item.get("deleted") != Some(&Value::Bool(true))
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_796_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn item(value: Value) -> Item {
+        value.as_object().unwrap().clone()
+    }
+
+    fn user(source: &str, created_at: i64) -> Item {
+        item(json!({
+            "pk": "USER#user_1", "sk": "PROFILE", "entity": "user", "id": "user_1",
+            "source": source, "email": "ada@example.org", "first_name": "Ada",
+            "last_name": "Lovelace", "created_at": created_at, "updated_at": created_at,
+            "version": created_at, "data": {}
+        }))
+    }
+
+    fn tombstone(entity: &str, id: &str) -> Item {
+        item(
+            json!({"pk": "X#x", "sk": "PROFILE", "entity": entity, "id": id,
+                    "deleted": true, "version": NOW, "deleted_at": NOW}),
+        )
+    }
+
+    fn membership(source: &str, version: i64) -> Item {
+        item(json!({
+            "pk": "ORG#org_1", "sk": "MEMBER#user_1", "entity": "membership", "id": "orgmem_1",
+            "org_id": "org_1", "user_id": "user_1", "source": source,
+            "created_at": NOW - HOUR, "version": version, "data": {}
+        }))
+    }
+
+    fn window() -> Window {
+        Window::hours(NOW, Window::DEFAULT_MAX_AGE_HOURS)
+    }
+
+    #[test]
+    fn a_user_written_by_a_webhook_for_the_first_time_and_recently_created_is_new() {
+        let new = user("webhook", NOW - HOUR);
+        let Some(Change::UserCreated(person)) = change_of(None, Some(&new), window()) else {
+            panic!("not a new user");
+        };
+        assert_eq!(person.user_id, "user_1");
+        assert_eq!(person.email.as_deref(), Some("ada@example.org"));
+        assert_eq!(person.first_name.as_deref(), Some("Ada"));
+        // Whether user.created or user.updated wrote it first: the item does not say, and
+        // need not.
+        let change = change_of(None, Some(&new), window()).unwrap();
+        assert_eq!(change.kind(), "user.created");
+        assert_eq!(change.id(), "user.created#user_1");
+        assert!(!format!("{change:?}").contains("Ada") && !format!("{change:?}").contains('@'));
+    }
+
+    #[test]
+    fn backfilled_old_updated_and_stale_users_are_not_new() {
+        // Copied by the backfill.
+        assert_eq!(
+            change_of(None, Some(&user("backfill", NOW - HOUR)), window()),
+            None
+        );
+        // Existed long before the endpoint, first seen through an update.
+        let old_user = user("webhook", NOW - 73 * HOUR);
+        assert_eq!(change_of(None, Some(&old_user), window()), None);
+        // An update of a user we already had.
+        let before = user("webhook", NOW - HOUR);
+        assert_eq!(change_of(Some(&before), Some(&before), window()), None);
+        // A backfilled user later updated by a webhook.
+        let backfilled = user("backfill", NOW - HOUR);
+        let updated = user("webhook", NOW - HOUR);
+        assert_eq!(change_of(Some(&backfilled), Some(&updated), window()), None);
+        // No created_at at all: not known to be recent.
+        let mut undated = user("webhook", NOW);
+        undated.remove("created_at");
+        assert_eq!(change_of(None, Some(&undated), window()), None);
+    }
+
+    #[test]
+    fn a_live_user_becoming_a_tombstone_is_deleted() {
+        let live = user("backfill", NOW - 1000 * HOUR);
+        let dead = tombstone("user", "user_1");
+        assert_eq!(
+            change_of(Some(&live), Some(&dead), window()),
+            Some(Change::UserDeleted {
+                user_id: "user_1".into()
+            })
+        );
+        // A later delete of a tombstone, and a tombstone that arrives first: not a deletion
+        // of anything we held live.
+        assert_eq!(change_of(Some(&dead), Some(&dead), window()), None);
+        assert_eq!(change_of(None, Some(&dead), window()), None);
+        // TTL removing the tombstone: no new image.
+        assert_eq!(change_of(Some(&dead), None, window()), None);
+    }
+
+    #[test]
+    fn organizations_and_memberships() {
+        let org = item(
+            json!({"pk": "ORG#org_1", "sk": "PROFILE", "entity": "organization",
+            "id": "org_1", "source": "webhook", "created_at": NOW - HOUR, "version": NOW}),
+        );
+        assert_eq!(
+            change_of(None, Some(&org), window()),
+            Some(Change::OrganizationCreated {
+                org_id: "org_1".into()
+            })
+        );
+        assert_eq!(change_of(Some(&org), Some(&org), window()), None);
+
+        let joined = membership("webhook", NOW);
+        let change = change_of(None, Some(&joined), window()).unwrap();
+        assert_eq!(
+            change.id(),
+            format!("organizationMembership.created#org_1#user_1#{NOW}")
+        );
+        // Removed, then re-added: joins again, a change of its own.
+        let removed = tombstone("membership", "orgmem_1");
+        let rejoined = membership("webhook", NOW + 5);
+        let again = change_of(Some(&removed), Some(&rejoined), window()).unwrap();
+        assert_ne!(again.id(), change.id());
+        // A role change, and a backfilled membership: nothing.
+        assert_eq!(change_of(Some(&joined), Some(&rejoined), window()), None);
+        assert_eq!(
+            change_of(None, Some(&membership("backfill", NOW)), window()),
+            None
+        );
+    }
+
+    /// A record as Lambda delivers it (the shape of AWS's DynamoDB Streams examples): the
+    /// first write of a user, by a webhook.
+    #[test]
+    fn a_stream_record_is_read_from_its_images() {
+        let record = json!({
+            "eventID": "c4ca4238a0b923820dcc509a6f75849b", "eventName": "INSERT",
+            "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {
+                "ApproximateCreationDateTime": 1796000000,
+                "Keys": {"pk": {"S": "USER#user_1"}, "sk": {"S": "PROFILE"}},
+                "NewImage": {
+                    "pk": {"S": "USER#user_1"}, "sk": {"S": "PROFILE"}, "entity": {"S": "user"},
+                    "id": {"S": "user_1"}, "source": {"S": "webhook"},
+                    "email": {"S": "ada@example.org"}, "first_name": {"S": "Ada"},
+                    "created_at": {"N": (NOW - HOUR).to_string()},
+                    "version": {"N": (NOW - HOUR).to_string()},
+                    "data": {"M": {"id": {"S": "user_1"}, "banned": {"BOOL": false}}}
+                },
+                "SequenceNumber": "111", "SizeBytes": 26, "StreamViewType": "NEW_AND_OLD_IMAGES"
+            },
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-12-02T00:00:00.000"
+        });
+        let change = change_of_record(&record, window()).unwrap().unwrap();
+        assert_eq!(change.id(), "user.created#user_1");
+        let Change::UserCreated(person) = change else {
+            panic!("not a new user")
+        };
+        assert_eq!(person.first_name.as_deref(), Some("Ada"));
+
+        // REMOVE (TTL): an old image only.
+        let mut removed = record.clone();
+        let image = removed["dynamodb"]["NewImage"].take();
+        removed["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        removed["dynamodb"]["OldImage"] = image;
+        assert_eq!(change_of_record(&removed, window()).unwrap(), None);
+
+        // Not DynamoDB JSON: an error naming the image (never quoting it), not a silent
+        // nothing.
+        let mut broken = record;
+        broken["dynamodb"]["NewImage"]["email"] = json!("ada@example.org");
+        let error = change_of_record(&broken, window()).unwrap_err().to_string();
+        assert_eq!(error, "the stream record's NewImage is not a DynamoDB item");
+    }
+
+    #[test]
+    fn bookkeeping_items_never_fire() {
+        let record = item(
+            json!({"pk": "EVENT#msg_1", "sk": "EVENT", "entity": "event",
+            "type": "user.created", "event_timestamp": NOW, "received_at": NOW}),
+        );
+        assert_eq!(change_of(None, Some(&record), window()), None);
+        let checkpoint = item(json!({"pk": "BACKFILL", "sk": "users",
+            "entity": "backfill_checkpoint", "updated_at": NOW}));
+        assert_eq!(change_of(None, Some(&checkpoint), window()), None);
+        let session = item(json!({"pk": "USER#user_1", "sk": "SESSION#sess_1",
+            "entity": "session", "source": "webhook", "created_at": NOW}));
+        assert_eq!(change_of(None, Some(&session), window()), None);
+        assert_eq!(change_of(None, Some(&Item::new()), window()), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Acting on the table's changes (a welcome email, Slack posts) from its DynamoDB stream, not
+//! from webhook deliveries: the table records each change once, in order per object, whatever
+//! Svix retried or replayed.
+//!
+//! [`change`] decides, from a stream record's old and new images alone, which change (if any)
+//! it is. The `clerk-webhooks-notify` function that claims and acts on each change is built on
+//! it (issue 13).
+
+pub mod change;
