@@ -3,7 +3,9 @@
 //! Svix retried or replayed.
 //!
 //! [`change`] decides, from a stream record's old and new images alone, which change (if any)
-//! it is. The `clerk-webhooks-notify` function that claims and acts on each change is built on
-//! it (issue 13).
+//! it is; [`template`] fills the welcome email's subject and body. Both are pure. The
+//! `clerk-webhooks-notify` function that claims and acts on each change is built on them
+//! (issue 13).
 
 pub mod change;
+pub mod template;
