@@ -9,17 +9,22 @@ use serde_json::{json, Value};
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 
+/// A `user.created` for [`USER`], with a name and addresses the logs must not show.
+fn user_created() -> Vec<u8> {
+    envelope(
+        "user.created",
+        1_716_883_200_005,
+        user(USER, 1_716_883_200_000, "Lovelace"),
+    )
+}
+
 #[tokio::test]
 async fn one_json_line_per_request_without_personal_data_or_secrets() {
     // The production filter at its most verbose setting.
     let (capture, _guard) = Capture::install();
 
     let app = TestApp::spawn().await;
-    let body = envelope(
-        "user.created",
-        1_716_883_200_005,
-        user(USER, 1_716_883_200_000, "Lovelace"),
-    );
+    let body = user_created();
     let id = msg_id();
     let requests = vec![
         signed(&body, &id), // applied
@@ -111,11 +116,7 @@ async fn one_json_line_per_request_without_personal_data_or_secrets() {
 async fn a_body_that_is_not_base64_gives_one_refused_line() {
     let (capture, _guard) = Capture::install();
     let app = TestApp::spawn().await;
-    let body = envelope(
-        "user.created",
-        1_716_883_200_005,
-        user(USER, 1_716_883_200_000, "Lovelace"),
-    );
+    let body = user_created();
     let headers = signed_headers(&body, &msg_id());
     let text = String::from_utf8(body).unwrap();
     let reply = app
