@@ -429,7 +429,7 @@ enum Verdict {
 
 fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryPolicy) -> Verdict {
     let wait = retry_after
-        .and_then(parse_retry_after)
+        .and_then(http_client::retry_after)
         .map(|d| d.min(policy.max_retry_after));
     match StatusCode::from_u16(status) {
         Ok(s) if s.is_success() => match serde_json::from_slice(body) {
@@ -450,12 +450,6 @@ fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryP
             code: error_code(body),
         },
     }
-}
-
-/// `Retry-After` as delay-seconds. (The HTTP-date form is not used by Clerk; it falls back to
-/// back-off.)
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// The first `errors[].code` of a Clerk error body: safe to log, unlike its messages.

@@ -33,3 +33,22 @@ pub fn client(
         .build()
         .map_err(|e| HttpClientError(e.to_string()))
 }
+
+/// A `Retry-After` given in seconds (the form Clerk, Resend and Slack send). An HTTP date is
+/// not read: the caller then backs off on its own.
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds() {
+        assert_eq!(retry_after("30"), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(retry_after("Wed, 21 Oct 2026 07:28:00 GMT"), None);
+        assert_eq!(retry_after("-1"), None);
+    }
+}
