@@ -4,7 +4,8 @@
 //! checks the two agree.
 //!
 //! One table, single-table design: `pk` / `sk` (strings), one global secondary index `gsi1`
-//! on `gsi1pk` / `gsi1sk` projecting everything, TTL on `expires_at` (epoch seconds).
+//! on `gsi1pk` / `gsi1sk` projecting everything, TTL on `expires_at` (epoch seconds), and a
+//! stream of new and old images (what the notifier reads).
 
 use aws_sdk_dynamodb::Client;
 use serde_json::{Map, Value};
@@ -250,12 +251,13 @@ impl Dependents {
 }
 
 /// Creates the table of this contract (the same as `template.yaml`; a test checks they
-/// agree): on-demand, with `gsi1` and TTL. An existing table is left as it is. For local
+/// agree): on-demand, with `gsi1`, TTL and the stream. An existing table is left as it is. For local
 /// development and the tests; deployments create it with `template.yaml`.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+        TimeToLiveSpecification,
     };
     let attribute = |name: &str| {
         AttributeDefinition::builder()
@@ -293,6 +295,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key(SK, KeyType::Range))
         .global_secondary_indexes(gsi)
         .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("enabled is set"),
+        )
         .send()
         .await;
     match created {

@@ -18,6 +18,7 @@ mod http_contract;
 mod iam;
 mod logs;
 mod metrics;
+mod notify;
 mod properties;
 mod svix_interop;
 mod sync_rules;

@@ -131,6 +131,14 @@ async fn template_yaml_declares_the_table_that_create_table_makes() {
         declared["TimeToLiveSpecification"]["Enabled"].as_bool(),
         Some(true)
     );
+    assert_eq!(
+        declared["StreamSpecification"]["StreamViewType"].as_str(),
+        table
+            .stream_specification()
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str()),
+        "StreamSpecification"
+    );
     // And the names the code uses are the ones declared.
     assert_eq!(indexes[0].0, clerk_webhooks::table::GSI1);
     assert_eq!(
