@@ -108,6 +108,15 @@ impl Key {
         }
     }
 
+    /// The notifier's claim on one action for one change (`Change::id`):
+    /// `CLAIM#{action}#{change id}` / `CLAIM`.
+    pub fn claim(action: &str, change_id: &str) -> Self {
+        Self {
+            pk: format!("CLAIM#{action}#{change_id}"),
+            sk: "CLAIM".into(),
+        }
+    }
+
     /// Reads the key back from an item.
     pub fn of(item: &Item) -> Option<Self> {
         Some(Self {

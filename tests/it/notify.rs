@@ -204,3 +204,121 @@ async fn an_update_before_the_create_welcomes_the_user_once() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(changes(&app, now).await, [format!("user.created#{USER}")]);
 }
+
+mod claims {
+    //! The claims that make each action happen once per change: one conditional write each,
+    //! on DynamoDB Local. (The client is the tests' own: the notifier function, and with it
+    //! the IAM recording of its calls, comes next.)
+
+    use clerk_webhooks::store::{Claim, Finished, Store};
+    use clerk_webhooks::table::Key;
+
+    use crate::helpers::*;
+
+    const LEASE: i64 = 60_000;
+    const KEEP: i64 = 30 * 86_400;
+    const T: i64 = 1_796_000_000_000;
+
+    fn key() -> Key {
+        Key::claim("welcome_email", "user.created#user_1")
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_taken_once_held_while_leased_and_never_again_once_finished() {
+        let app = TestApp::spawn().await;
+        let store = Store::new(app.client.clone(), &app.table);
+        let Claim::Taken { token, attempt } = store.claim(&key(), T, LEASE, KEEP).await.unwrap()
+        else {
+            panic!("the first claimer did not get it");
+        };
+        assert_eq!(attempt, 1);
+        assert_eq!(
+            store.claim(&key(), T + 1, LEASE, KEEP).await.unwrap(),
+            Claim::Held {
+                until_ms: T + LEASE
+            }
+        );
+        assert!(store
+            .finish_claim(&key(), &token, Finished::Done)
+            .await
+            .unwrap());
+        // Redelivered after it was done, even long after the lease: never again.
+        assert_eq!(
+            store
+                .claim(&key(), T + 10 * LEASE, LEASE, KEEP)
+                .await
+                .unwrap(),
+            Claim::Done
+        );
+        let item = app.get(&key().pk, &key().sk).await.unwrap();
+        assert_eq!(s(&item, "entity"), "claim");
+        assert_eq!(n(&item, "expires_at"), T / 1000 + KEEP);
+        assert!(!item.contains_key("lease_until") && !item.contains_key("claim_token"));
+
+        let failed = Key::claim("slack", "user.created#user_2");
+        let Claim::Taken { token, .. } = store.claim(&failed, T, LEASE, KEEP).await.unwrap() else {
+            panic!("not taken");
+        };
+        assert!(store
+            .finish_claim(&failed, &token, Finished::Failed)
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .claim(&failed, T + 10 * LEASE, LEASE, KEEP)
+                .await
+                .unwrap(),
+            Claim::Failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimer_that_died_is_taken_over_after_its_lease() {
+        let app = TestApp::spawn().await;
+        let store = Store::new(app.client.clone(), &app.table);
+        let Claim::Taken { token: first, .. } = store.claim(&key(), T, LEASE, KEEP).await.unwrap()
+        else {
+            panic!("not taken");
+        };
+        // The first claimer crashed between claiming and sending; the lease runs out.
+        let Claim::Taken {
+            token: second,
+            attempt,
+        } = store
+            .claim(&key(), T + LEASE + 1, LEASE, KEEP)
+            .await
+            .unwrap()
+        else {
+            panic!("the expired lease was not taken over");
+        };
+        assert_eq!(attempt, 2);
+        // The first one, had it been only slow, can no longer finish the claim.
+        assert!(!store
+            .finish_claim(&key(), &first, Finished::Done)
+            .await
+            .unwrap());
+        assert!(store
+            .finish_claim(&key(), &second, Finished::Done)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_twenty_concurrent_claimers_exactly_one_gets_the_claim() {
+        let app = TestApp::spawn().await;
+        let mut claimers = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let store = Store::new(app.client.clone(), &app.table);
+            claimers.spawn(async move { store.claim(&key(), T, LEASE, KEEP).await.unwrap() });
+        }
+        let mut taken = 0;
+        while let Some(claim) = claimers.join_next().await {
+            match claim.unwrap() {
+                Claim::Taken { .. } => taken += 1,
+                Claim::Held { until_ms } => assert_eq!(until_ms, T + LEASE),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(taken, 1);
+    }
+}
