@@ -882,7 +882,11 @@ pub fn check_plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64
             }
             Write::RequireNotDeleted(key) => {
                 assert_eq!(key.sk, table::PROFILE_SK);
-                assert!(key.pk.starts_with("ORG#org_") || key.pk.starts_with("USER#user_"));
+                // A parent is an organization or a user, whatever prefix Clerk gave its id
+                // (issue 11: an unexpected prefix is noted, not refused).
+                let (kind, id) = key.pk.split_once('#').expect("KIND#id");
+                assert!(matches!(kind, "ORG" | "USER"), "a parent check on {kind}");
+                assert!(event::is_key_safe(id), "a parent key with an unsafe id");
             }
         }
     }
