@@ -156,22 +156,71 @@ impl TestApp {
     }
 
     pub async fn get(&self, pk: &str, sk: &str) -> Option<Item> {
-        get(&self.client, &self.table, pk, sk).await
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
     }
 
     /// Every item of the table, sorted by key: compare two of these to prove nothing changed.
     pub async fn scan(&self) -> Vec<Item> {
-        scan(&self.client, &self.table).await
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort_by_key(|i| (s(i, "pk"), s(i, "sk")));
+        items
     }
 
     /// Queries `gsi1` for one partition.
     pub async fn by_gsi1(&self, gsi1pk: &str) -> Vec<Item> {
-        by_gsi1(&self.client, &self.table, gsi1pk).await
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(clerk_webhooks::table::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.into()))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
     }
 
     /// Items of one partition whose sort key starts with `prefix`.
     pub async fn partition(&self, pk: &str, prefix: &str) -> Vec<Item> {
-        partition(&self.client, &self.table, pk, prefix).await
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
     }
 }
 
@@ -329,42 +378,6 @@ pub async fn deliver(handler: &Handler, body: &[u8], svix_id: &str) -> String {
     reply.body["status"].as_str().unwrap().to_owned()
 }
 
-pub async fn get(client: &Client, table: &str, pk: &str, sk: &str) -> Option<Item> {
-    client
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-}
-
-/// Every item of the table, sorted by key: compare two of these to prove nothing changed.
-pub async fn scan(client: &Client, table: &str) -> Vec<Item> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .unwrap();
-        items.extend(page.items.unwrap_or_default());
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
-    items.sort_by_key(|i| (s(i, "pk"), s(i, "sk")));
-    items
-}
-
 /// A string attribute, or "" when absent.
 pub fn s(item: &Item, name: &str) -> String {
     match item.get(name) {
@@ -379,37 +392,6 @@ pub fn n(item: &Item, name: &str) -> i64 {
         Some(AttributeValue::N(v)) => v.parse().unwrap(),
         other => panic!("{name} is not a number: {other:?}"),
     }
-}
-
-/// Queries `gsi1` for one partition.
-pub async fn by_gsi1(client: &Client, table: &str, gsi1pk: &str) -> Vec<Item> {
-    client
-        .query()
-        .table_name(table)
-        .index_name(clerk_webhooks::table::GSI1)
-        .key_condition_expression("gsi1pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(gsi1pk.into()))
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default()
-}
-
-/// Items of one partition whose sort key starts with `prefix`.
-pub async fn partition(client: &Client, table: &str, pk: &str, prefix: &str) -> Vec<Item> {
-    client
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-        .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
-        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default()
 }
 
 // --- realistic payloads (shapes from Clerk's OpenAPI; see events/) ---
