@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::plan::{Cascade, Guard, Plan, Write};
-use crate::table::{Dependents, Item, Key, GSI1};
+use crate::table::{Dependents, Item, Key, GSI1, TTL_ATTRIBUTE};
 
 /// What happened to an event that reached DynamoDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,12 +375,13 @@ impl Store {
             .set_key(Some(key_of(key)))
             .update_expression(
                 "SET entity = :entity, #state = :pending, lease_until = :lease, claim_token = :token, \
-                 expires_at = :expires ADD attempts :one",
+                 #ttl = :expires ADD attempts :one",
             )
             .condition_expression(
                 "attribute_not_exists(pk) OR (#state = :pending AND lease_until < :now)",
             )
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":entity", s("claim"))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":lease", n(now_ms.saturating_add(lease_ms)))
