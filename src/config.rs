@@ -87,10 +87,7 @@ impl Config {
             tombstone_secs: days(&present, TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
             message_metadata: flag(&present, MESSAGE_METADATA_VAR)?,
         };
-        let metrics_namespace = match present(METRICS_NAMESPACE_VAR) {
-            None => crate::metrics::DEFAULT_NAMESPACE.to_owned(),
-            Some(ns) => namespace(ns.trim())?,
-        };
+        let metrics_namespace = metrics_namespace(&present)?;
         Ok(Self {
             verifier,
             table_name: table_name.trim().to_owned(),
@@ -132,6 +129,16 @@ fn days(
             })?,
     };
     Ok(i64::from(days) * SECS_PER_DAY)
+}
+
+/// `METRICS_NAMESPACE`, or the default. Shared by every function's configuration.
+pub(crate) fn metrics_namespace(
+    present: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    match present(METRICS_NAMESPACE_VAR) {
+        None => Ok(crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+        Some(ns) => namespace(ns.trim()),
+    }
 }
 
 /// CloudWatch's rules for a custom namespace: 1 to 255 of letters, digits and `.-_/#: `, not

@@ -74,6 +74,43 @@ pub fn emit(namespace: &str, m: &RequestMetrics<'_>) {
     println!("{}", emf(namespace, m));
 }
 
+/// The notifier's outcomes, one per action it considered for a change (`Unreadable`: a
+/// record that is not a DynamoDB item, with the action `none`). Prefixed, so the webhook's
+/// alarms on `Retry` and `Rejected` never count them.
+pub const NOTIFY_OUTCOMES: [&str; 6] = [
+    "NotifySent",
+    "NotifyPreviewed",
+    "NotifyAlreadyDone",
+    "NotifyRetry",
+    "NotifyRefused",
+    "NotifyUnreadable",
+];
+
+/// The EMF JSON object for one notifier outcome (one of [`NOTIFY_OUTCOMES`]) of `action`.
+pub fn notify_emf(namespace: &str, action: &str, outcome: &str, timestamp_ms: i64) -> Value {
+    let metrics: Vec<Value> = NOTIFY_OUTCOMES
+        .iter()
+        .map(|name| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Action"], []],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    root.insert("Action".into(), Value::String(action.to_owned()));
+    for name in NOTIFY_OUTCOMES {
+        root.insert(name.into(), json!(u8::from(name == outcome)));
+    }
+    Value::Object(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +139,22 @@ mod tests {
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
             json!("NS")
+        );
+    }
+
+    #[test]
+    fn a_notifier_line_counts_one_outcome_for_one_action() {
+        let line = notify_emf("NS", "slack", "NotifyRetry", 7);
+        let counted: Vec<&str> = NOTIFY_OUTCOMES
+            .iter()
+            .copied()
+            .filter(|o| line[*o] == json!(1))
+            .collect();
+        assert_eq!(counted, ["NotifyRetry"]);
+        assert_eq!(line["Action"], json!("slack"));
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Action"], []])
         );
     }
 

@@ -451,18 +451,27 @@ impl Store {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::call("UpdateItem", &err)),
-        }
+        conditional(result.map(|_| ()))
+    }
+
+    /// Ends the lease of a claim taken with `token` without finishing it, so the next attempt
+    /// (Lambda's retry of the record) can take it at once instead of waiting for the lease.
+    /// `false` when the claim was no longer ours.
+    pub async fn release_claim(&self, key: &Key, token: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .update_expression("SET lease_until = :ended REMOVE claim_token")
+            .condition_expression("#state = :pending AND claim_token = :token")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":ended", AttributeValue::N("0".into()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        conditional(result.map(|_| ()))
     }
 
     /// Deletes every live dependent item the cascade names ([`Dependents`]), page by page.
@@ -570,6 +579,23 @@ impl Store {
             tokio::time::sleep(backoff(attempt, 50)).await;
         }
         Err(StoreError::Unprocessed(requests.len()))
+    }
+}
+
+/// A conditional UpdateItem's result: `true` when it was made, `false` when its condition
+/// failed.
+fn conditional<R>(result: Result<(), SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(StoreError::call("UpdateItem", &err)),
     }
 }
 

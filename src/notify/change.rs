@@ -19,12 +19,40 @@ use serde_json::Value;
 
 use crate::table::Item;
 
+/// The four kinds of change, named as Clerk names the events (and `SLACK_NOTIFY` lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    UserCreated,
+    OrganizationCreated,
+    MemberJoined,
+    UserDeleted,
+}
+
+impl ChangeKind {
+    pub const ALL: [Self; 4] = [
+        Self::UserCreated,
+        Self::OrganizationCreated,
+        Self::MemberJoined,
+        Self::UserDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreated => "user.created",
+            Self::OrganizationCreated => "organization.created",
+            Self::MemberJoined => "organizationMembership.created",
+            Self::UserDeleted => "user.deleted",
+        }
+    }
+}
+
 /// One change, with what the actions need to know about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     UserCreated(Person),
     OrganizationCreated {
         org_id: String,
+        name: Option<String>,
     },
     MemberJoined {
         org_id: String,
@@ -32,6 +60,8 @@ pub enum Change {
         /// The membership's version: a member removed and re-added joins again, and that is
         /// another change.
         version: i64,
+        role: Option<String>,
+        org_name: Option<String>,
     },
     UserDeleted {
         user_id: String,
@@ -56,14 +86,47 @@ impl std::fmt::Debug for Person {
     }
 }
 
+impl Person {
+    /// The same person with every personal value masked to its first character (an
+    /// address keeps its top-level domain): what a preview may print.
+    pub fn masked(&self) -> Self {
+        Self {
+            user_id: self.user_id.clone(),
+            email: self.email.as_deref().map(mask_email),
+            first_name: self.first_name.as_deref().map(mask),
+            last_name: self.last_name.as_deref().map(mask),
+        }
+    }
+}
+
+/// `Ada` -> `A**`.
+fn mask(value: &str) -> String {
+    let mut chars = value.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+/// `ada@example.org` -> `a**@e******.org`.
+fn mask_email(address: &str) -> String {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return mask(address);
+    };
+    let domain = match domain.rsplit_once('.') {
+        Some((name, tld)) => format!("{}.{tld}", mask(name)),
+        None => mask(domain),
+    };
+    format!("{}@{domain}", mask(local))
+}
+
 impl Change {
-    /// The change's type, as Clerk names the event (and `SLACK_NOTIFY` lists it).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ChangeKind {
         match self {
-            Self::UserCreated(_) => "user.created",
-            Self::OrganizationCreated { .. } => "organization.created",
-            Self::MemberJoined { .. } => "organizationMembership.created",
-            Self::UserDeleted { .. } => "user.deleted",
+            Self::UserCreated(_) => ChangeKind::UserCreated,
+            Self::OrganizationCreated { .. } => ChangeKind::OrganizationCreated,
+            Self::MemberJoined { .. } => ChangeKind::MemberJoined,
+            Self::UserDeleted { .. } => ChangeKind::UserDeleted,
         }
     }
 
@@ -72,11 +135,12 @@ impl Change {
     pub fn id(&self) -> String {
         match self {
             Self::UserCreated(person) => format!("user.created#{}", person.user_id),
-            Self::OrganizationCreated { org_id } => format!("organization.created#{org_id}"),
+            Self::OrganizationCreated { org_id, .. } => format!("organization.created#{org_id}"),
             Self::MemberJoined {
                 org_id,
                 user_id,
                 version,
+                ..
             } => format!("organizationMembership.created#{org_id}#{user_id}#{version}"),
             Self::UserDeleted { user_id } => format!("user.deleted#{user_id}"),
         }
@@ -107,6 +171,14 @@ impl Window {
             .and_then(Value::as_i64)
             .is_some_and(|created| self.now_ms.saturating_sub(created) <= self.max_age_ms)
     }
+}
+
+/// When the record's change was written (`ApproximateCreationDateTime`, epoch seconds), in
+/// ms. The welcome window is measured to it, not to when the record is processed, so a
+/// retried record means the same change however late the retry.
+pub fn record_time_ms(record: &Value) -> Option<i64> {
+    let seconds = record["dynamodb"]["ApproximateCreationDateTime"].as_f64()?;
+    Some((seconds * 1000.0) as i64)
 }
 
 /// An image that is not an item in DynamoDB's JSON (`{"S": ...}`, `{"N": ...}`, ...). It
@@ -158,6 +230,7 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
         "organization" if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
             Some(Change::OrganizationCreated {
                 org_id: text(new, "id")?.to_owned(),
+                name: text(new, "name").map(str::to_owned),
             })
         }
         "membership"
@@ -170,6 +243,11 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
                 org_id: text(new, "org_id")?.to_owned(),
                 user_id: text(new, "user_id")?.to_owned(),
                 version: new.get("version").and_then(Value::as_i64)?,
+                role: text(new, "role").map(str::to_owned),
+                org_name: new
+                    .get("data")
+                    .and_then(|data| data["organization"]["name"].as_str())
+                    .map(str::to_owned),
             })
         }
         _ => None,
@@ -217,8 +295,9 @@ mod tests {
     fn membership(source: &str, version: i64) -> Item {
         item(json!({
             "pk": "ORG#org_1", "sk": "MEMBER#user_1", "entity": "membership", "id": "orgmem_1",
-            "org_id": "org_1", "user_id": "user_1", "source": source,
-            "created_at": NOW - HOUR, "version": version, "data": {}
+            "org_id": "org_1", "user_id": "user_1", "source": source, "role": "org:admin",
+            "created_at": NOW - HOUR, "version": version,
+            "data": {"organization": {"id": "org_1", "name": "Acme"}}
         }))
     }
 
@@ -238,7 +317,7 @@ mod tests {
         // Whether user.created or user.updated wrote it first: the item does not say, and
         // need not.
         let change = change_of(None, Some(&new), window()).unwrap();
-        assert_eq!(change.kind(), "user.created");
+        assert_eq!(change.kind(), ChangeKind::UserCreated);
         assert_eq!(change.id(), "user.created#user_1");
         assert!(!format!("{change:?}").contains("Ada") && !format!("{change:?}").contains('@'));
     }
@@ -287,19 +366,27 @@ mod tests {
     #[test]
     fn organizations_and_memberships() {
         let org = item(
-            json!({"pk": "ORG#org_1", "sk": "PROFILE", "entity": "organization",
+            json!({"pk": "ORG#org_1", "sk": "PROFILE", "entity": "organization", "name": "Acme",
             "id": "org_1", "source": "webhook", "created_at": NOW - HOUR, "version": NOW}),
         );
         assert_eq!(
             change_of(None, Some(&org), window()),
             Some(Change::OrganizationCreated {
-                org_id: "org_1".into()
+                org_id: "org_1".into(),
+                name: Some("Acme".into()),
             })
         );
         assert_eq!(change_of(Some(&org), Some(&org), window()), None);
 
         let joined = membership("webhook", NOW);
         let change = change_of(None, Some(&joined), window()).unwrap();
+        let Change::MemberJoined { role, org_name, .. } = &change else {
+            panic!("not a member joining: {change:?}");
+        };
+        assert_eq!(
+            (role.as_deref(), org_name.as_deref()),
+            (Some("org:admin"), Some("Acme"))
+        );
         assert_eq!(
             change.id(),
             format!("organizationMembership.created#org_1#user_1#{NOW}")
@@ -362,6 +449,21 @@ mod tests {
         broken["dynamodb"]["NewImage"]["email"] = json!("ada@example.org");
         let error = change_of_record(&broken, window()).unwrap_err().to_string();
         assert_eq!(error, "the stream record's NewImage is not a DynamoDB item");
+    }
+
+    #[test]
+    fn a_masked_person_shows_no_name_or_address() {
+        let person = Person {
+            user_id: "user_1".into(),
+            email: Some("ada.lovelace@example.org".into()),
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+        };
+        let masked = person.masked();
+        assert_eq!(masked.email.as_deref(), Some("a***********@e******.org"));
+        assert_eq!(masked.first_name.as_deref(), Some("A**"));
+        assert_eq!(masked.last_name.as_deref(), Some("L*******"));
+        assert_eq!(masked.user_id, "user_1");
     }
 
     #[test]

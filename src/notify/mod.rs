@@ -1,13 +1,26 @@
-//! Acting on the table's changes (a welcome email, Slack posts) from its DynamoDB stream, not
-//! from webhook deliveries: the table records each change once, in order per object, whatever
-//! Svix retried or replayed.
+//! `clerk-webhooks-notify`: acting on the table's changes (a welcome email, Slack posts) from
+//! its DynamoDB stream, not from webhook deliveries: the table records each change once, in
+//! order per object, whatever Svix retried or replayed.
 //!
-//! [`change`] decides, from a stream record's old and new images alone, which change (if any)
-//! it is; [`template`] fills the welcome email's subject and body; [`answer`] says what a
-//! provider's HTTP answer means for the record. All three are pure. The
-//! `clerk-webhooks-notify` function that claims and acts on each change is built on them
-//! (issue 13).
+//! - [`change`]: which change, if any, a stream record's old and new images describe (pure);
+//! - [`action`]: which actions a change needs, and each request's body (pure);
+//! - [`template`]: the welcome email's placeholders (pure);
+//! - [`answer`]: what a provider's HTTP answer means for the record (pure);
+//! - [`config`]: the environment -> [`NotifyConfig`];
+//! - [`sender`]: one request to Resend or Slack;
+//! - [`notifier`]: the entrypoint: claims, sends, finishes, and answers Lambda with the
+//!   records to retry;
+//! - [`stream`]: reads a table's stream as Lambda would (the local loop under `make dev`, and
+//!   the tests).
 
+pub mod action;
 pub mod answer;
 pub mod change;
+pub mod config;
+pub mod notifier;
+pub mod sender;
+pub mod stream;
 pub mod template;
+
+pub use config::NotifyConfig;
+pub use notifier::{BatchResponse, Clock, Notifier, NotifyError};

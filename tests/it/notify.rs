@@ -1,115 +1,28 @@
-//! The notifier's reading of the table's stream, on DynamoDB Local's real Streams API: the
-//! records the webhook function's transactions produce, read with GetRecords and handed over
-//! in the JSON Lambda delivers (`NEW_AND_OLD_IMAGES`), make exactly the changes README's
-//! table of changes names, and nothing for retries, replays, stale events or updates.
+//! The notifier on DynamoDB Local's real Streams API: the records the webhook function's
+//! transactions produce, read with GetRecords and handed over in the JSON Lambda delivers
+//! (`NEW_AND_OLD_IMAGES`), make exactly the changes README's table of changes names, and
+//! nothing for retries, replays, stale events or updates; `actions` then sends each change's
+//! email and posts once, against fakes of Resend and Slack.
 
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use clerk_webhooks::notify::change::{change_of_record, Window};
-use serde_json::{json, Value};
+use clerk_webhooks::notify::stream::StreamReader;
 
+use crate::helpers::notify::streams_client;
 use crate::helpers::*;
+
+mod actions;
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";
 
-/// A Streams client for DynamoDB Local (the same endpoint serves both APIs).
-fn streams_client() -> aws_sdk_dynamodbstreams::Client {
-    use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodbstreams::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint())
-        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
-        .build();
-    aws_sdk_dynamodbstreams::Client::from_conf(config)
-}
-
-/// Reads the table's stream from the start, as Lambda's poller would, and returns every record
-/// in Lambda's event JSON: `eventName`, and `dynamodb` with `Keys`, `NewImage`, `OldImage`.
-async fn stream_records(app: &TestApp) -> Vec<Value> {
-    let table = app
-        .client
-        .describe_table()
-        .table_name(&app.table)
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
-    let arn = table.latest_stream_arn().expect("the table has a stream");
-    let streams = streams_client();
-    let stream = streams
-        .describe_stream()
-        .stream_arn(arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description
-        .unwrap();
-    let mut records = Vec::new();
-    for shard in stream.shards() {
-        let mut iterator = streams
-            .get_shard_iterator()
-            .stream_arn(arn)
-            .shard_id(shard.shard_id().unwrap())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator;
-        // An open shard always hands back a next iterator: stop at the first empty page.
-        while let Some(current) = iterator {
-            let page = streams
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .unwrap();
-            if page.records().is_empty() {
-                break;
-            }
-            records.extend(page.records().iter().map(lambda_json));
-            iterator = page.next_shard_iterator;
-        }
-    }
-    records
-}
-
-/// One SDK record as Lambda's event JSON (DynamoDB JSON images).
-fn lambda_json(record: &aws_sdk_dynamodbstreams::types::Record) -> Value {
-    let stream = record.dynamodb().unwrap();
-    let image = |image: Option<&std::collections::HashMap<String, _>>| {
-        image.map(|image| {
-            let item: serde_dynamo::Item = serde_dynamo::Item::from(image.clone());
-            serde_json::to_value(item).unwrap()
-        })
-    };
-    let mut dynamodb = json!({
-        "SequenceNumber": stream.sequence_number(),
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    for (name, value) in [
-        ("Keys", image(stream.keys.as_ref())),
-        ("NewImage", image(stream.new_image.as_ref())),
-        ("OldImage", image(stream.old_image.as_ref())),
-    ] {
-        if let Some(value) = value {
-            dynamodb[name] = value;
-        }
-    }
-    json!({
-        "eventName": record.event_name().map(|n| n.as_str()),
-        "eventSource": "aws:dynamodb",
-        "dynamodb": dynamodb,
-    })
-}
-
 /// The change ids the stream's records make, in order.
 async fn changes(app: &TestApp, now_ms: i64) -> Vec<String> {
-    stream_records(app)
+    StreamReader::new(app.client.clone(), streams_client(), &app.table)
+        .read_all()
         .await
+        .unwrap()
         .iter()
         .filter_map(|record| change_of_record(record, Window::hours(now_ms, 72)).unwrap())
         .map(|change| change.id())

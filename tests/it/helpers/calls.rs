@@ -27,6 +27,7 @@ pub const IAM_DIR_VAR: &str = "CLERK_WEBHOOKS_IAM_DIR";
 pub enum Function {
     Webhook,
     Backfill,
+    Notifier,
 }
 
 impl Function {
@@ -34,6 +35,7 @@ impl Function {
         match self {
             Self::Webhook => "clerk-webhooks",
             Self::Backfill => "clerk-webhooks-backfill",
+            Self::Notifier => "clerk-webhooks-notify",
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod fake_clerk;
 pub mod fault_proxy;
 pub mod http;
 pub mod logs;
+pub mod notify;
+pub mod providers;
 pub mod rng;
 pub mod template;
 
