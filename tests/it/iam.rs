@@ -48,7 +48,28 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
             ("dynamodb:PutItem", "table"),
         ],
     ),
+    (
+        "clerk-webhooks-notify",
+        &[
+            // Claims: taken, finished and released by conditional updates.
+            ("dynamodb:UpdateItem", "table"),
+            // Lambda's event source mapping reads the stream for the function ([`by_lambda`]).
+            ("dynamodb:DescribeStream", "table/stream/*"),
+            ("dynamodb:GetRecords", "table/stream/*"),
+            ("dynamodb:GetShardIterator", "table/stream/*"),
+            ("dynamodb:ListStreams", "table/stream/*"),
+            // ...and reports what it gave up on to the on-failure queue.
+            ("sqs:SendMessage", "NotifyFailures"),
+        ],
+    ),
 ];
+
+/// Grants that Lambda itself uses on the function's behalf (its event source mapping reading
+/// the stream, and its on-failure destination), not the function's code: no test can see
+/// the code call them, so the comparison with what the suite called leaves them out.
+fn by_lambda((action, resource): &Grant) -> bool {
+    resource.starts_with("table/stream/") || !action.starts_with("dynamodb:")
+}
 
 fn expected() -> BTreeMap<String, BTreeSet<Grant>> {
     EXPECTED
@@ -123,7 +144,11 @@ fn what_the_suite_called_is_what_the_template_grants() {
                 .insert((text("action"), text("resource")));
         }
     }
-    let differences = differences("what the suite called", &expected(), &called);
+    let mut by_code = expected();
+    for grants in by_code.values_mut() {
+        grants.retain(|grant| !by_lambda(grant));
+    }
+    let differences = differences("what the suite called", &by_code, &called);
     assert!(differences.is_empty(), "{differences:#?}");
 }
 
@@ -179,12 +204,14 @@ fn a_missing_an_extra_or_a_wildcard_action_is_caught() {
         check(template.clone()).is_empty(),
         "the template as it is passes"
     );
-    let edits: [(&str, &str, &str); 5] = [
+    let edits: [(&str, &str, &str); 7] = [
         ("a missing action", "                - dynamodb:Query\n", ""),
         ("an extra action", "                - dynamodb:Query\n", "                - dynamodb:Query\n                - dynamodb:Scan\n"),
         ("a wildcard", "                - dynamodb:Query\n", "                - dynamodb:*\n"),
         ("another resource", "                - !Sub \"${Table.Arn}/index/gsi1\"\n", "                - !Sub \"${Table.Arn}/index/*\"\n"),
         ("a SAM policy template", "      Policies:\n        - Statement:", "      Policies:\n        - DynamoDBCrudPolicy:\n            TableName: !Ref Table\n        - Statement:"),
+        ("another table's streams", "              Resource: !Sub \"${Table.Arn}/stream/*\"\n", "              Resource: \"*\"\n"),
+        ("another queue", "              Resource: !GetAtt NotifyFailures.Arn\n", "              Resource: !GetAtt OtherQueue.Arn\n"),
     ];
     for (name, from, to) in edits {
         assert!(

@@ -10,7 +10,9 @@ use clerk_webhooks::notify::change::{change_of_record, Window};
 use clerk_webhooks::notify::stream::StreamReader;
 
 use crate::helpers::notify::streams_client;
+use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
+use serde_json::Value;
 
 mod actions;
 
@@ -88,6 +90,39 @@ async fn the_webhooks_writes_make_one_change_each_and_retries_make_none() {
     // The same stream read again (Lambda retrying a batch) makes the same ids: what the
     // claims will key on.
     assert_eq!(changes(&app, now).await.len(), 4);
+    // The event source mapping's filter lets every one of these records through, and not the
+    // event records, updates or TTL-free bookkeeping around them.
+    let filters = Template::load().notify_filters();
+    let records = StreamReader::new(app.client.clone(), streams_client(), &app.table)
+        .read_all()
+        .await
+        .unwrap();
+    let passed: Vec<&Value> = records
+        .iter()
+        .filter(|r| filters.iter().any(|f| filter_matches(f, Some(r))))
+        .collect();
+    let changes_in = |records: &[&Value]| -> usize {
+        records
+            .iter()
+            .filter(|r| {
+                change_of_record(r, Window::hours(now, 72))
+                    .unwrap()
+                    .is_some()
+            })
+            .count()
+    };
+    assert_eq!(changes_in(&passed), 4);
+    assert_eq!(changes_in(&records.iter().collect::<Vec<_>>()), 4);
+    assert!(
+        passed.len() < records.len() / 2,
+        "{} of {} records pass",
+        passed.len(),
+        records.len()
+    );
+    assert!(passed.iter().all(|r| !r["dynamodb"]["Keys"]["pk"]["S"]
+        .as_str()
+        .unwrap()
+        .starts_with("EVENT#")));
     // Read a week later, the creations are outside the window; the deletion is not.
     let later = changes(&app, now + 7 * 24 * 3_600_000).await;
     assert_eq!(later, [format!("user.deleted#{USER}")]);

@@ -153,7 +153,7 @@ fn every_function_is_built_from_a_binary_of_this_package() {
     let cargo =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     let functions = Template::load().functions();
-    assert_eq!(functions.len(), 2, "{functions:?}");
+    assert_eq!(functions.len(), 3, "{functions:?}");
     for (id, binary) in functions {
         assert!(
             cargo.contains(&format!("name = \"{binary}\"")),

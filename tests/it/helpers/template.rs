@@ -46,8 +46,8 @@ impl Template {
             .collect()
     }
 
-    /// The DynamoDB actions the function's inline policies allow, each on `table` or
-    /// `table/index/<name>`. Any other form of policy (a SAM policy template, a managed
+    /// The actions the function's inline policies allow, each on `table`,
+    /// `table/index/<name>`, `table/stream/*` or another resource of the template. Any other form of policy (a SAM policy template, a managed
     /// policy, a Deny, a wildcard, another resource) is an error, so it cannot slip past.
     pub fn grants(&self, logical_id: &str) -> Result<BTreeSet<Grant>, String> {
         let policies = self.resource(logical_id)["Properties"]["Policies"]
@@ -82,6 +82,37 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The notifier's event source mapping's filter patterns (JSON), in order.
+    pub fn notify_filters(&self) -> Vec<serde_json::Value> {
+        self.resource("NotifyEventSourceMapping")["Properties"]["FilterCriteria"]["Filters"]
+            .as_sequence()
+            .expect("NotifyEventSourceMapping has filters")
+            .iter()
+            .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+/// Whether a Lambda event filter `pattern` lets `record` (Lambda's JSON) through, for the part
+/// of the filter syntax the template uses: nested objects, lists of literal values, and
+/// `{"exists": false}`.
+pub fn filter_matches(pattern: &serde_json::Value, value: Option<&serde_json::Value>) -> bool {
+    use serde_json::Value as Json;
+    match pattern {
+        Json::Object(fields) => fields
+            .iter()
+            .all(|(name, inner)| filter_matches(inner, value.and_then(|v| v.get(name)))),
+        Json::Array(options) => options.iter().any(|option| match option {
+            Json::Object(test) if test.get("exists") == Some(&Json::Bool(false)) => value.is_none(),
+            Json::Object(test) if test.get("exists") == Some(&Json::Bool(true)) => value.is_some(),
+            Json::Object(_) => panic!("a filter test this reader does not know: {option}"),
+            literal => value == Some(literal),
+        }),
+        other => panic!("a filter pattern must be objects and lists: {other}"),
+    }
+}
+
 fn one_or_many(value: &Value) -> Vec<&Value> {
     match value {
         Value::Sequence(values) => values.iter().collect(),
@@ -90,15 +121,25 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
     }
 }
 
-/// `!GetAtt Table.Arn` is `table`; `!Sub "${Table.Arn}/index/gsi1"` is `table/index/gsi1`.
+/// `!GetAtt Table.Arn` is `table`; `!Sub "${Table.Arn}/index/gsi1"` is `table/index/gsi1`;
+/// `!Sub "${Table.Arn}/stream/*"` is `table/stream/*` (the table's streams: the one wildcard
+/// allowed, as AWS's own policy for a stream consumer has it); `!GetAtt NotifyFailures.Arn`
+/// is `NotifyFailures` (another resource of the template, by its logical id).
 fn resource_name(value: &Value) -> Result<String, String> {
     if let Value::Tagged(tagged) = value {
         let TaggedValue { tag, value } = tagged.as_ref();
         match (tag.to_string().as_str(), value.as_str()) {
             ("!GetAtt", Some("Table.Arn")) => return Ok("table".into()),
+            ("!GetAtt", Some(other)) => {
+                if let Some(id) = other.strip_suffix(".Arn") {
+                    if id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                        return Ok(id.to_owned());
+                    }
+                }
+            }
             ("!Sub", Some(text)) => {
                 if let Some(rest) = text.strip_prefix("${Table.Arn}/") {
-                    if !rest.contains('*') {
+                    if !rest.contains('*') || rest == "stream/*" {
                         return Ok(format!("table/{rest}"));
                     }
                 }
@@ -107,6 +148,6 @@ fn resource_name(value: &Value) -> Result<String, String> {
         }
     }
     Err(format!(
-        "a resource other than the table or its index: {value:?}"
+        "a resource other than the table, its index, its streams or a resource of the template: {value:?}"
     ))
 }

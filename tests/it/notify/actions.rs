@@ -15,6 +15,7 @@ use crate::helpers::fake_clerk::{self, Data, FakeClerk};
 use crate::helpers::logs::Capture;
 use crate::helpers::notify::{sequence_numbers_of, NotifyApp, FROM};
 use crate::helpers::providers::{Fault, RESEND_KEY, SLACK_PATH};
+use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
 const HOUR: i64 = 3_600_000;
@@ -114,6 +115,17 @@ async fn one_user_created_sends_one_email_and_one_post_whatever_is_redelivered()
     n.notify_all().await;
     assert_eq!(n.resend.received().len(), 1, "no second email request");
     assert_eq!(n.slack.received().len(), 1, "no second post");
+    // The claims are in the stream too; the event source mapping's filter drops them.
+    let filters = Template::load().notify_filters();
+    let records = n.records().await;
+    let claims: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["entity"]["S"] == json!("claim"))
+        .collect();
+    assert!(claims.len() >= 4, "taken and finished, twice");
+    assert!(claims
+        .iter()
+        .all(|r| !filters.iter().any(|f| filter_matches(f, Some(r)))));
 
     // The notifier's log lines name ids, never the address, the name or a credential.
     let text = capture.text();
