@@ -1,7 +1,7 @@
 //! The HTTP contract: every refusal's status, error code and JSON body, and that a refused
 //! request writes nothing. Runs the real handler on a fresh DynamoDB Local table.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::helpers::*;
 use base64::Engine;
@@ -42,7 +42,18 @@ fn signature_headers(body: &[u8], id: &str, ts: i64) -> Vec<(&'static str, Strin
 
 /// Sends `request` and checks the refusal: status, error code, a message, and no write.
 async fn assert_refused(app: &TestApp, request: Request, status: StatusCode, code: &str) {
-    let reply = app.send(request).await;
+    assert_refused_at(app, request, SystemTime::now(), status, code).await;
+}
+
+/// As [`assert_refused`], with the handler's clock at `now`.
+async fn assert_refused_at(
+    app: &TestApp,
+    request: Request,
+    now: SystemTime,
+    status: StatusCode,
+    code: &str,
+) {
+    let reply = app.send_at(request, now).await;
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"], json!(code), "{}", reply.body);
     assert!(
@@ -139,14 +150,18 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
     // Signed with another secret.
     let other = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
     let ts = now_secs();
+    // The handler's clock is pinned to the signing time: a second that ticks between signing
+    // and verifying must not move a 301 s offset inside the 300 s tolerance.
+    let now = UNIX_EPOCH + Duration::from_secs(ts as u64);
     let headers = vec![
         ("svix-id", id.clone()),
         ("svix-timestamp", ts.to_string()),
         ("svix-signature", other.sign(&id, ts, &body)),
     ];
-    assert_refused(
+    assert_refused_at(
         &app,
         request("POST", &headers, Body::from(body.clone())),
+        now,
         StatusCode::UNAUTHORIZED,
         "invalid_signature",
     )
@@ -159,7 +174,14 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
         &signature_headers(&body, &id, ts),
         Body::from(tampered),
     );
-    assert_refused(&app, req, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    assert_refused_at(
+        &app,
+        req,
+        now,
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+    )
+    .await;
     // Correctly signed, but 301 s old / 301 s ahead.
     for offset in [-301, 301] {
         let req = request(
@@ -167,9 +189,10 @@ async fn bad_signatures_and_stale_timestamps_are_401() {
             &signature_headers(&body, &id, ts + offset),
             Body::from(body.clone()),
         );
-        assert_refused(
+        assert_refused_at(
             &app,
             req,
+            now,
             StatusCode::UNAUTHORIZED,
             "timestamp_out_of_tolerance",
         )
