@@ -9,12 +9,18 @@ DIR is what scripts/test.sh collected while `cargo test` ran:
                                JSON (tests/it/helpers/logs.rs)
     e2e-*.log                  the real binary under `cargo lambda watch`, at TRACE, with
                                cargo lambda's own output (tests/it/e2e_cargo_lambda.rs)
+    notify-binary-*.log        clerk-webhooks-notify's own output, under the Lambda Runtime
+                               API stand-in and following the stream locally
+                               (tests/it/notify/binary.rs)
     cargo-test.log             cargo test's stdout and stderr, child processes included
 
 Rules, each line against each:
 
     secret    the base64 of any `whsec_` signing secret in tests/, src/, scripts/, benches/
               or perf/, or its decoded key when that is text
+    key       anything shaped like a Resend API key (`re_` and 16 or more key characters)
+    webhook   anything shaped like a Slack incoming webhook's path (`/services/T…/B…/…`): the
+              URL is the credential
     email     anything shaped like an address: local@domain.tld
     phone     an E.164 number: + then 7 to 15 digits, not inside a word or a longer number
               (a timezone "+00:00" or an exponent "1e+20" is not one)
@@ -32,7 +38,8 @@ logged by the library's own unit tests: none of them installs a subscriber.
 
 Before reading DIR it checks itself: a line planted for each rule must be caught and the
 realistic clean lines must pass. Unless --partial (a filtered `cargo test`), DIR must also
-hold a request line from every test module that drives the handler, and the end-to-end log.
+hold a request line from every test module that drives the handler, the end-to-end log, a
+line of the notifier sending from the tests and one from its binary.
 
 Exit status: 0 clean; 1 a leak (one line per finding: file, line number, rule and a masked
 value, never the value in full); 2 the capture is incomplete; 3 the self-check failed.
@@ -53,6 +60,8 @@ SECRET_DIRS = ["tests", "src", "scripts", "benches", "perf"]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<![\w+.])\+[1-9]\d{6,14}(?!\d)")
 WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]{8,}={0,2})")
+RESEND_KEY = re.compile(r"(?<![A-Za-z0-9_])re_[A-Za-z0-9_]{16,}")
+SLACK_HOOK = re.compile(r"/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")
 NAME_FIELD = re.compile(r'"(?:first_name|last_name)":\s*"([^"]+)"')
 # The same fields in the YAML of Clerk's OpenAPI examples: `first_name: John`
 YAML_NAME = re.compile(r"^\s*(?:first_name|last_name): ([A-Z][A-Za-z]+)\s*$", re.M)
@@ -134,6 +143,10 @@ class Rules:
         for secret, what in self.secrets.items():
             if secret in line:
                 out.append(("secret", "%s %s" % (what, mask(secret))))
+        for m in RESEND_KEY.finditer(line):
+            out.append(("key", mask(m.group(0))))
+        for m in SLACK_HOOK.finditer(line):
+            out.append(("webhook", mask(m.group(0))))
         for m in EMAIL.finditer(line):
             out.append(("email", mask(m.group(0))))
         for m in PHONE.finditer(line):
@@ -167,6 +180,8 @@ def self_check(rules):
     planted = {
         "secret": '{"fields":{"message":"verifier","key":"%s"}}' % secret,
         "email": '{"fields":{"reason":"no user for Someone.Else@mail.example.net"}}',
+        "key": '{"fields":{"message":"resend","key":"re_123456789_abcdefghijklmnop"}}',
+        "webhook": '{"fields":{"url":"https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX"}}',
         "phone": '{"fields":{"to":"+447700900123"}}',
         "name": '{"fields":{"message":"renamed to %s"}}' % rules.names[0],
         "body": "request: %s" % fixture[200:260],
@@ -188,6 +203,9 @@ def self_check(rules):
         "test sync_rules::a_deleted_user_stays_deleted ... ok",
         "   Compiling clerk-webhooks v0.1.0 (/work/clerk-webhooks)",
         "npm notice svix@1.99.1 amplify-dynamodb-simulator@2.9.30",
+        '{"fields":{"message":"notify sent","action":"welcome_email",'
+        '"change":"user.created#user_2NotIfY00000000000000000030","status":200}}',
+        '{"fields":{"message":"notify refused","code":"store_unavailable","error":"are_you_sure_this_is_fine"}}',
     ]
     for line in clean:
         found = rules.findings(line)
@@ -233,6 +251,14 @@ def main(argv):
         for module in expected_modules():
             if module not in logged:
                 incomplete.append("no request line from the tests of tests/it/%s.rs" % module)
+        notify_sent = any(
+            '"message":"notify sent"' in p.read_text(encoding="utf-8", errors="replace")
+            for p in files if p.suffix == ".jsonl")
+        if not notify_sent:
+            incomplete.append("no line of the notifier sending from the tests")
+        notify_binary = [p for p in files if p.name.startswith("notify-binary-")]
+        if not any("notify sent" in p.read_text(errors="replace") for p in notify_binary):
+            incomplete.append("no line of clerk-webhooks-notify's own binary sending")
         e2e = [p for p in files if p.name.startswith("e2e-")]
         if not any("webhook accepted" in p.read_text(errors="replace") for p in e2e):
             incomplete.append("no request line from the end-to-end test's function")

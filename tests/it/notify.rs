@@ -15,6 +15,7 @@ use crate::helpers::*;
 use serde_json::Value;
 
 mod actions;
+mod binary;
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";

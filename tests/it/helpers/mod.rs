@@ -17,6 +17,7 @@ pub mod logs;
 pub mod notify;
 pub mod providers;
 pub mod rng;
+pub mod runtime_api;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};

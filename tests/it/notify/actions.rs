@@ -27,23 +27,23 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn user_id(n: u32) -> String {
+pub(super) fn user_id(n: u32) -> String {
     format!("user_2NotIfY{n:020}")
 }
 
 /// A user as Clerk sends it, created at `created_at` and last updated at `updated_at`.
-fn person(id: &str, created_at: i64, updated_at: i64) -> Value {
+pub(super) fn person(id: &str, created_at: i64, updated_at: i64) -> Value {
     let mut data = user(id, updated_at, "Lovelace");
     data["created_at"] = json!(created_at);
     data
 }
 
-fn primary_email(id: &str) -> String {
+pub(super) fn primary_email(id: &str) -> String {
     format!("Ada.{id}@Example.org")
 }
 
 /// A user who signed up a minute ago, as `user.created` carries them.
-async fn sign_up(app: &TestApp, id: &str) -> i64 {
+pub(super) async fn sign_up(app: &TestApp, id: &str) -> i64 {
     let created = now_ms() - 60_000;
     assert_eq!(
         app.apply("user.created", created + 5, person(id, created, created))
