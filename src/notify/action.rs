@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::change::{Change, Person};
+use super::change::{mask_email, Change, Person};
 use super::config::NotifyConfig;
 use super::template::Escape;
 
@@ -85,10 +85,16 @@ pub fn message(
             };
             let person = shown(person);
             let to = person.email.clone()?;
+            // The sender is the operator's, not personal, but a preview is a log line, and
+            // log lines hold no address at all.
+            let from = match view {
+                View::Real => email.from.clone(),
+                View::Masked => mask_sender(&email.from),
+            };
             Some(Message {
                 action,
                 body: json!({
-                    "from": email.from,
+                    "from": from,
                     "to": [to],
                     "subject": email.subject.render(&person, Escape::None),
                     "html": email.html.render(&person, Escape::Html),
@@ -128,6 +134,19 @@ pub fn message(
                 idempotency_key: None,
             })
         }
+    }
+}
+
+/// `Acme <hello@acme.com>` -> `Acme <h***@a***.com>`; a bare address is masked whole.
+fn mask_sender(from: &str) -> String {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => format!(
+            "{}<{}>{}",
+            &from[..open],
+            mask_email(&from[open + 1..close]),
+            &from[close + 1..]
+        ),
+        _ => mask_email(from),
     }
 }
 
@@ -225,6 +244,8 @@ mod tests {
         let email = message(Action::WelcomeEmail, &ada(), &c, View::Masked).unwrap();
         let shown = email.body.to_string();
         assert!(shown.contains("a***@e***.org"), "{shown}");
+        assert_eq!(email.body["from"], "Acme <h***@a***.example>");
+        assert_eq!(mask_sender("onboarding@resend.dev"), "o***@r***.dev");
         assert!(!shown.contains("Ada") && !shown.contains("ada@"), "{shown}");
         let post = message(Action::Slack, &ada(), &c, View::Masked).unwrap();
         assert!(!post.body.to_string().contains("Ada"), "{}", post.body);

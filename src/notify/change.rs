@@ -108,7 +108,7 @@ fn mask(value: &str) -> String {
 }
 
 /// `ada@example.org` -> `a***@e***.org`.
-fn mask_email(address: &str) -> String {
+pub(crate) fn mask_email(address: &str) -> String {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return mask(address);
     };
