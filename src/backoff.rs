@@ -1,5 +1,5 @@
-//! Exponential back-off with jitter, shared by the store (transaction conflicts, unprocessed
-//! batch deletes) and the Clerk API client (5xx, timeouts).
+//! Exponential back-off with jitter, shared by the store (transaction conflicts) and the Clerk
+//! API client (5xx, timeouts).
 //!
 //! No random-number crate: `RandomState` is seeded randomly per thread and each new instance
 //! gets a different key, so hashing nothing with it yields a fresh unpredictable `u64`. That is

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, DeleteRequest, Put,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -92,8 +93,6 @@ pub enum StoreError {
     },
     #[error("transaction cancelled: {0}")]
     Cancelled(String),
-    #[error("DynamoDB left {0} cascade deletes unprocessed after retries")]
-    Unprocessed(usize),
     #[error("invalid item: {0}")]
     Item(String),
 }
@@ -123,7 +122,8 @@ impl StoreError {
 /// How often a transaction that lost a race (`TransactionConflict`) is tried again before the
 /// request answers 503 and leaves the retry to Svix.
 const CONFLICT_ATTEMPTS: u32 = 3;
-const BATCH_DELETE_ATTEMPTS: u32 = 6;
+/// A cascade's deletes in flight at once.
+const DELETE_CONCURRENCY: usize = 16;
 
 /// Per-attempt and per-call limits. Svix gives up after 15 s; with these a hung DynamoDB
 /// turns into a 503 within about 6 s, well before that and before the Lambda timeout.
@@ -535,10 +535,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::call("Query", &e))?;
             let keys: Vec<_> = page.items().iter().map(key_only).collect();
-            for chunk in keys.chunks(25) {
-                self.batch_delete(chunk.to_vec()).await?;
-                deleted += chunk.len();
-            }
+            deleted += self.delete_unless_tombstone(keys).await?;
             start_key = page.last_evaluated_key().cloned();
             if start_key.is_none() {
                 return Ok(deleted);
@@ -546,39 +543,39 @@ impl Store {
         }
     }
 
-    async fn batch_delete(
+    /// Deletes each of `keys` unless it has become a tombstone since the query read it: a
+    /// delete event for that very item may commit between the two, and its tombstone must
+    /// stay. One conditional `DeleteItem` per key, [`DELETE_CONCURRENCY`] at a time
+    /// (`BatchWriteItem` cannot carry a condition). Returns how many went.
+    async fn delete_unless_tombstone(
         &self,
         keys: Vec<HashMap<String, AttributeValue>>,
-    ) -> Result<(), StoreError> {
-        let mut requests: Vec<WriteRequest> = keys
-            .into_iter()
-            .map(|key| {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .expect("key is set");
-                WriteRequest::builder().delete_request(delete).build()
-            })
-            .collect();
-        for attempt in 1..=BATCH_DELETE_ATTEMPTS {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| StoreError::call("BatchWriteItem", &e))?;
-            requests = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(DELETE_CONCURRENCY) {
+            let mut deletes = tokio::task::JoinSet::new();
+            for key in chunk {
+                let delete = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key.clone()))
+                    .condition_expression("attribute_not_exists(deleted)");
+                deletes.spawn(delete.send());
             }
-            tokio::time::sleep(backoff(attempt, 50)).await;
+            while let Some(result) = deletes.join_next().await {
+                match result.expect("a DeleteItem task does not panic") {
+                    Ok(_) => deleted += 1,
+                    Err(err)
+                        if matches!(
+                            err.as_service_error(),
+                            Some(DeleteItemError::ConditionalCheckFailedException(_))
+                        ) => {}
+                    Err(err) => return Err(StoreError::call("DeleteItem", &err)),
+                }
+            }
         }
-        Err(StoreError::Unprocessed(requests.len()))
+        Ok(deleted)
     }
 }
 
@@ -651,7 +648,7 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
     Cancellation::Other(codes.join(","))
 }
 
-/// Conflicts and unprocessed deletes: `base_ms` doubling per attempt, at most 64 times it.
+/// Transaction conflicts: `base_ms` doubling per attempt, at most 64 times it.
 fn backoff(attempt: u32, base_ms: u64) -> Duration {
     crate::backoff::jittered(
         attempt,

@@ -25,10 +25,10 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
     (
         "clerk-webhooks",
         &[
-            // Cascades: BatchWriteItem deletes.
-            ("dynamodb:BatchWriteItem", "table"),
             // A transaction's checks (idempotency, parents alive).
             ("dynamodb:ConditionCheckItem", "table"),
+            // Cascades: one conditional delete per dependent.
+            ("dynamodb:DeleteItem", "table"),
             // The init warm-up.
             ("dynamodb:GetItem", "table"),
             // A transaction's puts.

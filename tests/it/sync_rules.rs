@@ -314,7 +314,7 @@ async fn organization_deleted_removes_every_membership_of_its_partition() {
     let app = TestApp::spawn().await;
     app.apply("organization.created", T0, organization(ORG, T0, "Acme"))
         .await;
-    // More than one BatchWriteItem (25) worth of members.
+    // More than one round of the cascade's concurrent deletes (16) worth of members.
     let users: Vec<String> = (0..30).map(|i| format!("user_member{i:02}")).collect();
     add_members(&app.handler, ORG, &users).await;
     let elsewhere = "org_2NNEqL2nrIRdJ194ndJqAHwKEEP";
