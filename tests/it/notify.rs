@@ -34,7 +34,7 @@ async fn changes(app: &TestApp, now_ms: i64) -> Vec<String> {
 
 #[tokio::test]
 async fn the_webhooks_writes_make_one_change_each_and_retries_make_none() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_stream().await;
     // Created an hour before "now": inside the welcome window.
     let created = 1_716_883_200_000;
     let now = created + 3_600_000;
@@ -131,7 +131,7 @@ async fn the_webhooks_writes_make_one_change_each_and_retries_make_none() {
 
 #[tokio::test]
 async fn an_update_before_the_create_welcomes_the_user_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_stream().await;
     let created = 1_716_883_200_000;
     let now = created + 60_000;
     // Out of order: the update arrives first, then the (older) create is stale.

@@ -32,7 +32,7 @@ fn template_key_schema(keys: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn template_yaml_declares_the_table_that_create_table_makes() {
     let client = local_client();
-    let name = fresh_table(&client).await;
+    let name = fresh_table_with_stream(&client).await;
     let table = client
         .describe_table()
         .table_name(&name)

@@ -21,7 +21,7 @@ pub mod runtime_api;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -66,9 +66,20 @@ pub fn local_client() -> Client {
     client_for(&endpoint())
 }
 
-/// Creates a table no other test uses, so tests run in parallel on one DynamoDB Local.
-pub async fn fresh_table(client: &Client) -> String {
+/// A table as the contract declares it, stream included, that no other test uses.
+pub async fn fresh_table_with_stream(client: &Client) -> String {
+    new_table(client, true).await
+}
+
+/// Creates a table no other test uses, so tests run in parallel on one DynamoDB Local. With
+/// `stream` off unless the test reads the stream: DynamoDB Local slows down with every stream
+/// record it keeps (see `table::create_table_without_stream`).
+async fn new_table(client: &Client, stream: bool) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        sweep_tables_of_finished_runs(client).await;
+    }
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -79,10 +90,49 @@ pub async fn fresh_table(client: &Client) -> String {
         nanos % 1_000_000_000,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    clerk_webhooks::table::create_table(client, &table).await.unwrap_or_else(|e| {
+    let created = if stream {
+        clerk_webhooks::table::create_table(client, &table).await
+    } else {
+        clerk_webhooks::table::create_table_without_stream(client, &table).await
+    };
+    created.unwrap_or_else(|e| {
         panic!("cannot create a table in DynamoDB Local at {} ({e}); start it with `scripts/dynamodb-local.sh start`", endpoint())
     });
     table
+}
+
+/// Deletes the tables earlier test processes left behind (`t{pid}-…`, the process gone).
+/// DynamoDB Local keeps every table in memory and slows down as they pile up: a DynamoDB
+/// Local left running by `make dev` made the whole suite several times slower by its third
+/// `make test`.
+async fn sweep_tables_of_finished_runs(client: &Client) {
+    let mut start = None;
+    loop {
+        let Ok(page) = client
+            .list_tables()
+            .set_exclusive_start_table_name(start)
+            .send()
+            .await
+        else {
+            return;
+        };
+        for name in page.table_names() {
+            let pid = name
+                .strip_prefix('t')
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            let finished = pid.is_some_and(|pid| {
+                pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            });
+            if finished {
+                let _ = client.delete_table().table_name(name).send().await;
+            }
+        }
+        start = page.last_evaluated_table_name;
+        if start.is_none() {
+            return;
+        }
+    }
 }
 
 pub fn config(table: &str) -> Config {
@@ -112,8 +162,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::on_table(false).await
+    }
+
+    /// A test app whose table has its stream (the notifier's tests).
+    pub async fn spawn_with_stream() -> Self {
+        Self::on_table(true).await
+    }
+
+    async fn on_table(stream: bool) -> Self {
         let client = local_client();
-        let table = fresh_table(&client).await;
+        let table = new_table(&client, stream).await;
         let handler = handler_for(&endpoint(), &table);
         Self {
             handler,

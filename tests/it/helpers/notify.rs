@@ -46,7 +46,7 @@ impl NotifyApp {
 
     /// As [`NotifyApp::spawn`], the provider requests timing out after `request_timeout`.
     pub async fn spawn_with(slack_notify: &str, request_timeout: Duration) -> Self {
-        let app = TestApp::spawn().await;
+        let app = TestApp::spawn_with_stream().await;
         let resend = FakeResend::start().await;
         let slack = FakeSlack::start().await;
         let vars = [

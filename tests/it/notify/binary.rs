@@ -136,7 +136,7 @@ async fn wait_for_lines(path: &PathBuf, needle: &str, count: usize, timeout: Dur
 
 #[tokio::test]
 async fn locally_it_follows_the_stream_and_previews_each_change_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_stream().await;
     let id = user_id(31);
     let created = sign_up(&app, &id).await;
     let log = log_path("local");
