@@ -32,3 +32,6 @@ for concurrency in 1 8 16 32; do
   echo "-- --concurrency $concurrency"
   BACKFILL_BENCH_INNER=1 perf/backfill.sh --concurrency "$concurrency" 2>/dev/null | tail -n 1
 done
+echo "== 6. the notifier: CPU per record (criterion), then the 200 -> email latency and CPU per sign-up"
+cargo bench --bench notify
+NOTIFY_BENCH_INNER=1 perf/notify.sh --users 200

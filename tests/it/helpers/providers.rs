@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -37,6 +37,8 @@ pub struct Received {
     /// Header names lower-cased.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// When the whole request had arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -131,6 +133,7 @@ where
             path,
             headers,
             body,
+            at: Instant::now(),
         })
         .await;
         if !reply.delay.is_zero() {
