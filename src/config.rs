@@ -14,6 +14,8 @@ pub(crate) const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 pub(crate) const WARM_UP_VAR: &str = "DYNAMODB_WARM_UP";
 /// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
 pub(crate) const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
+/// Optional: the Clerk instance (`ins_…`) whose events this function accepts.
+pub const INSTANCE_VAR: &str = "CLERK_INSTANCE_ID";
 
 /// Svix retries for about 27 hours and dashboard replays reuse the message id, so event
 /// records must outlive both by a wide margin.
@@ -59,6 +61,8 @@ pub struct Config {
     pub metrics_namespace: String,
     /// Open the DynamoDB connection during init (default on).
     pub warm_up: bool,
+    /// `CLERK_INSTANCE_ID`: when set, a verified event from any other instance is refused.
+    pub instance_id: Option<String>,
 }
 
 impl Config {
@@ -88,12 +92,28 @@ impl Config {
             message_metadata: flag(&present, MESSAGE_METADATA_VAR)?,
         };
         let metrics_namespace = metrics_namespace(&present)?;
+        let instance_id = present(INSTANCE_VAR)
+            .map(|id| instance(INSTANCE_VAR, id.trim()))
+            .transpose()?;
         Ok(Self {
             verifier,
             table_name: table_name.trim().to_owned(),
             settings,
             metrics_namespace,
             warm_up: present(WARM_UP_VAR).is_none_or(|v| v.trim() != "false"),
+            instance_id,
+        })
+    }
+}
+
+/// A Clerk instance id, as `GET /v1/instance` answers it and envelopes carry it (`ins_…`).
+pub(crate) fn instance(var: &'static str, id: &str) -> Result<String, ConfigError> {
+    if crate::event::is_key_safe(id) {
+        Ok(id.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            var,
+            reason: "expected an instance id such as ins_2abc… (letters, digits and _)".into(),
         })
     }
 }
@@ -254,6 +274,23 @@ mod tests {
             ]);
             assert!(err.is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_instance_pin_is_optional_and_checked() {
+        let c = config(&[(SECRET_VAR, A), (TABLE_VAR, "t")]).unwrap();
+        assert_eq!(c.instance_id, None);
+        let c = config(&[
+            (SECRET_VAR, A),
+            (TABLE_VAR, "t"),
+            (INSTANCE_VAR, " ins_2abc "),
+        ]);
+        assert_eq!(c.unwrap().instance_id.as_deref(), Some("ins_2abc"));
+        let bad = config(&[(SECRET_VAR, A), (TABLE_VAR, "t"), (INSTANCE_VAR, "ins#1")]);
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .starts_with("CLERK_INSTANCE_ID is invalid"));
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Event {
     /// `orgdmn_` and `orgdm_`), so the event is applied all the same; the handler counts it
     /// and logs the field names, never the values.
     pub unexpected_prefixes: Vec<&'static str>,
+    /// The envelope's `instance_id`: which Clerk instance sent it (`None` for an object read
+    /// from the Backend API, or an envelope without a usable one).
+    pub instance_id: Option<String>,
 }
 
 /// What the event is about. Routed on the envelope `type`.
@@ -314,8 +317,9 @@ pub struct Message {
     pub metadata: MessageMetadata,
 }
 
-/// The envelope fields we need. `object` (always `"event"`) and `instance_id` are not read:
-/// nothing we store depends on them.
+/// The envelope fields we need. `object` (always `"event"`) is not read; `instance_id` is
+/// read leniently: it is kept on the event record and checked against `CLERK_INSTANCE_ID`,
+/// but no key depends on it.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
@@ -323,6 +327,8 @@ struct Envelope {
     /// Orders deletes and versions upserts without `updated_at`.
     timestamp: i64,
     data: Value,
+    #[serde(default, deserialize_with = "lenient")]
+    instance_id: Option<String>,
 }
 
 /// `Some(value)` when the field holds a `T`, `None` when it is absent, null or of another
@@ -397,11 +403,13 @@ impl Event {
         if !envelope.data.is_object() {
             return Err(DecodeError::InvalidEnvelope("data is not an object".into()));
         }
-        Self::routed(
+        let mut event = Self::routed(
             envelope.event_type,
             normalize_millis(envelope.timestamp),
             envelope.data,
-        )
+        )?;
+        event.instance_id = envelope.instance_id;
+        Ok(event)
     }
 
     /// The event a `event_type` webhook carrying `data` at `timestamp_ms` would be, routed and
@@ -431,6 +439,7 @@ impl Event {
             payload,
             data,
             unexpected_prefixes,
+            instance_id: None,
         })
     }
 }
@@ -688,6 +697,8 @@ mod tests {
             event,
             Event::decode(&envelope("user.created", user_data()))
                 .map(|e| Event {
+                    // An object read from the Backend API names no instance.
+                    instance_id: None,
                     timestamp_ms: 1654012591835,
                     ..e
                 })

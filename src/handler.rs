@@ -45,6 +45,9 @@ pub enum Rejection {
     Store(#[from] StoreError),
     #[error("DynamoDB did not finish within {} s", STORE_BUDGET.as_secs())]
     StoreTimeout,
+    /// `CLERK_INSTANCE_ID` is set and the verified event names another instance (or none).
+    #[error("the event comes from {0}, not the instance CLERK_INSTANCE_ID names")]
+    WrongInstance(String),
 }
 
 impl Rejection {
@@ -60,6 +63,9 @@ impl Rejection {
             Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
             Self::Decode(_) => StatusCode::BAD_REQUEST,
+            // Signed by our endpoint's secret, but this function keeps another instance's
+            // table: refused, whoever asks again.
+            Self::WrongInstance(_) => StatusCode::FORBIDDEN,
             // Transient: nothing was applied and a retry can succeed.
             Self::Store(_) | Self::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -83,6 +89,7 @@ impl Rejection {
             Self::Decode(DecodeError::InvalidEnvelope(_)) => "invalid_envelope",
             Self::Decode(DecodeError::InvalidPayload { .. }) => "invalid_payload",
             Self::Store(_) | Self::StoreTimeout => "store_unavailable",
+            Self::WrongInstance(_) => "wrong_instance",
         }
     }
 }
@@ -313,6 +320,17 @@ pub fn prepare(
     let event = Event::decode(body)?;
     facts.event_type = Some(event.event_type.clone());
     facts.unexpected_prefixes = event.unexpected_prefixes.clone();
+    if let Some(pinned) = &config.instance_id {
+        if event.instance_id.as_ref() != Some(pinned) {
+            // An instance id is no secret and no personal data; anything else is not shown.
+            let from = match event.instance_id.as_deref() {
+                Some(id) if crate::event::is_key_safe(id) => format!("instance {id}"),
+                Some(_) => "an instance_id that is not an id".to_owned(),
+                None => "no instance (no instance_id)".to_owned(),
+            };
+            return Err(Rejection::WrongInstance(from));
+        }
+    }
     Ok(plan(
         &event,
         svix_id,
