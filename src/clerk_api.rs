@@ -262,6 +262,58 @@ impl ClerkApi {
             .await
     }
 
+    /// `GET /v1/instance`: the id (`ins_…`) of the instance the key belongs to.
+    pub async fn instance(&self) -> Result<String, ApiError> {
+        let path = "/v1/instance";
+        let value = self.get(path, &[]).await?;
+        value
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| crate::event::is_key_safe(id))
+            .map(str::to_owned)
+            .ok_or_else(|| unexpected(path, "no instance id"))
+    }
+
+    /// `GET /v1/users/{id}`: the user, or `None` when Clerk answers 404 (deleted, or never
+    /// existed).
+    pub async fn user(&self, user_id: &str) -> Result<Option<Value>, ApiError> {
+        self.lookup(&format!("/v1/users/{user_id}")).await
+    }
+
+    /// `GET /v1/organizations/{id}`, or `None` on a 404.
+    pub async fn organization(&self, org_id: &str) -> Result<Option<Value>, ApiError> {
+        self.lookup(&format!("/v1/organizations/{org_id}")).await
+    }
+
+    /// `GET /v1/users/{id}/organization_memberships`, every page: the user's memberships, or
+    /// `None` when the user is gone (404).
+    pub async fn user_memberships(&self, user_id: &str) -> Result<Option<Vec<Value>>, ApiError> {
+        let path = format!("/v1/users/{user_id}/organization_memberships");
+        let mut all = Vec::new();
+        loop {
+            let page = match self.list(&path, MAX_PAGE_SIZE, all.len() as u64).await {
+                Ok(page) => page,
+                Err(ApiError::Status { status: 404, .. }) => return Ok(None),
+                Err(error) => return Err(error),
+            };
+            let last = page.objects.len() < MAX_PAGE_SIZE as usize;
+            all.extend(page.objects);
+            if last {
+                return Ok(Some(all));
+            }
+        }
+    }
+
+    /// A GET of one object: `None` on a 404, anything else as [`Self::get`] has it.
+    async fn lookup(&self, path: &str) -> Result<Option<Value>, ApiError> {
+        match self.get(path, &[]).await {
+            Ok(value) if value.is_object() => Ok(Some(value)),
+            Ok(_) => Err(unexpected(path, "not a JSON object")),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `{data, total_count}` endpoints, paged with `limit` and `offset`.
     async fn list(&self, path: &str, limit: u32, offset: u64) -> Result<Page, ApiError> {
         let value = self.get(path, &offset_query(limit, offset)).await?;

@@ -111,6 +111,75 @@ pub fn notify_emf(namespace: &str, action: &str, outcome: &str, timestamp_ms: i6
     Value::Object(root)
 }
 
+/// The backfill's numbers, per kind (`Listed` the objects read, `Copied` those written).
+pub const BACKFILL_METRICS: [&str; 8] = [
+    "BackfillListed",
+    "BackfillCopied",
+    "BackfillStale",
+    "BackfillCandidates",
+    "BackfillConfirmedGone",
+    "BackfillUnconfirmed",
+    "BackfillTombstoned",
+    "BackfillRefused",
+];
+
+/// One EMF line per kind of a backfill or reconcile run (`Mode` = `backfill` or `reconcile`),
+/// so a dashboard shows the last run's numbers. A reconcile reports its run's totals.
+pub fn backfill_emf(
+    namespace: &str,
+    summary: &crate::backfill::Summary,
+    timestamp_ms: i64,
+) -> Vec<Value> {
+    let mode = if summary.reconcile {
+        "reconcile"
+    } else {
+        "backfill"
+    };
+    let metrics: Vec<Value> = BACKFILL_METRICS
+        .iter()
+        .map(|name| json!({"Name": name, "Unit": "Count"}))
+        .chain(std::iter::once(
+            json!({"Name": "BackfillSeconds", "Unit": "Seconds"}),
+        ))
+        .collect();
+    summary
+        .kinds
+        .iter()
+        .map(|k| {
+            let r = k.reconcile.clone().unwrap_or_default();
+            let values = [
+                k.seen,
+                k.written,
+                k.stale,
+                r.candidates,
+                r.confirmed_gone,
+                r.unconfirmed,
+                r.tombstoned,
+                r.refused,
+            ];
+            let mut root = Map::new();
+            root.insert(
+                "_aws".into(),
+                json!({
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": namespace,
+                        "Dimensions": [["Mode", "Kind"], ["Mode"]],
+                        "Metrics": metrics,
+                    }],
+                }),
+            );
+            root.insert("Mode".into(), json!(mode));
+            root.insert("Kind".into(), json!(k.kind.as_str()));
+            for (name, value) in BACKFILL_METRICS.iter().zip(values) {
+                root.insert((*name).into(), json!(value));
+            }
+            root.insert("BackfillSeconds".into(), json!(k.seconds));
+            Value::Object(root)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,8 @@ pub struct Plan {
     pub cascade: Option<Cascade>,
 }
 
-/// Who writes an item. Live entity items carry it as `source` (`webhook` or `backfill`).
+/// Who writes an item. Live entity items carry it as `source` (`webhook`, `backfill` or
+/// `reconcile`); so do the reconcile's tombstones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source<'a> {
     /// A verified delivery: the plan starts with its event record, and items carry
@@ -72,6 +73,9 @@ pub(crate) enum Source<'a> {
     /// An object copied from Clerk's Backend API by `clerk-webhooks-backfill`: there is no
     /// svix-id, so no event record; the version rules are the webhook's.
     Backfill,
+    /// Written by `clerk-webhooks-backfill --reconcile`: a copy as the backfill's, or the
+    /// tombstone of an object Clerk confirmed gone, planned as its `*.deleted` webhook.
+    Reconcile,
 }
 
 impl Source<'_> {
@@ -79,6 +83,7 @@ impl Source<'_> {
         match self {
             Self::Webhook { .. } => "webhook",
             Self::Backfill => "backfill",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -94,6 +99,13 @@ pub fn plan(event: &Event, svix_id: &str, settings: &Settings, now_ms: i64) -> O
 /// parent checks, without an event record.
 pub(crate) fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
     plan_for(event, Source::Backfill, settings, now_ms)
+}
+
+/// [`plan_backfill`] for the reconcile: its copies, and the `*.deleted` event of an object
+/// Clerk confirmed gone (the same tombstone and cascade as the webhook's, without an event
+/// record).
+pub(crate) fn plan_reconcile(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
+    plan_for(event, Source::Reconcile, settings, now_ms)
 }
 
 /// The sync rules, one arm per event: the entity write and the guard it is written under,

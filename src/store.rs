@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -193,9 +194,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::call("GetItem", &e))?;
-        out.item
-            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Item(e.to_string())))
-            .transpose()
+        out.item.map(from_attributes).transpose()
     }
 
     /// Writes one item unconditionally. For the backfill's checkpoint, which only the backfill
@@ -211,6 +210,140 @@ impl Store {
             .await
             .map_err(|e| StoreError::call("PutItem", &e))?;
         Ok(())
+    }
+
+    /// Writes `item` only if no item has its key. `false` when one had (another run bound the
+    /// table first).
+    pub async fn put_if_absent(&self, item: &Item) -> Result<bool, StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(StoreError::call("PutItem", &err)),
+        }
+    }
+
+    /// Every item of partition `pk`, in sort-key order (strongly consistent).
+    pub async fn partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::call("Query", &e))?;
+            for item in page.items() {
+                items.push(from_attributes(item.clone())?);
+            }
+            start_key = page.last_evaluated_key().cloned();
+            if start_key.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// One page of the live items whose `entity` is `entity`, with the `attributes` named:
+    /// the items (each with `pk` and `sk`) and where the next page starts (`None` at the end).
+    /// A whole-table scan, for the reconcile's sweep.
+    pub async fn scan_live(
+        &self,
+        entity: &str,
+        attributes: &[&str],
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let start = start
+            .map(|key| serde_dynamo::to_item(key).map_err(|e| StoreError::Item(e.to_string())))
+            .transpose()?;
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity = :entity AND attribute_not_exists(deleted)")
+            .expression_attribute_values(":entity", s(entity))
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        let mut projection = vec!["pk".to_owned(), "sk".to_owned()];
+        for (i, name) in attributes.iter().enumerate() {
+            // Some names (`version`, `data`) are DynamoDB reserved words.
+            let placeholder = format!("#a{i}");
+            request = request.expression_attribute_names(&placeholder, *name);
+            projection.push(placeholder);
+        }
+        let page = request
+            .projection_expression(projection.join(", "))
+            .send()
+            .await
+            .map_err(|e| StoreError::call("Scan", &e))?;
+        let items = page
+            .items()
+            .iter()
+            .map(|item| from_attributes(item.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = page
+            .last_evaluated_key()
+            .map(|key| from_attributes(key.clone()))
+            .transpose()?;
+        Ok((items, next))
+    }
+
+    /// The instances the event records name (`instance_id`), from up to `max_pages` scan
+    /// pages (a page is up to 1 MB of items): evidence of where the table's webhooks come
+    /// from, while no backfill has bound it.
+    pub async fn webhook_instances(
+        &self,
+        max_pages: usize,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut start_key = None;
+        for _ in 0..max_pages {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("entity = :event AND attribute_exists(instance_id)")
+                .expression_attribute_values(":event", s("event"))
+                .projection_expression("instance_id")
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::call("Scan", &e))?;
+            found.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| match item.get("instance_id") {
+                        Some(AttributeValue::S(id)) => Some(id.clone()),
+                        _ => None,
+                    }),
+            );
+            start_key = page.last_evaluated_key().cloned();
+            if start_key.is_none() {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// Runs the transaction, then the cascade when the parent's tombstone is in place
@@ -663,6 +796,10 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn key_of(key: &Key) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
+}
+
+fn from_attributes(item: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Item(e.to_string()))
 }
 
 fn key_only(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {

@@ -117,6 +117,25 @@ impl Key {
         }
     }
 
+    /// Which Clerk instance the table mirrors (`backfill::instance`): one item, written by
+    /// the first backfill or reconcile.
+    pub fn instance() -> Self {
+        Self {
+            pk: "INSTANCE".into(),
+            sk: "INSTANCE".into(),
+        }
+    }
+
+    /// A part of one reconcile run's record (`backfill::reconcile`): the ids one listing page
+    /// returned (`LISTED#00001`) or one sweep page confirmed gone (`GONE#00001`), under
+    /// `RECONCILE#{kind}#{run started, ms}`.
+    pub fn reconcile_chunk(kind: &str, run_started_ms: i64, part: &str, n: u64) -> Self {
+        Self {
+            pk: reconcile_run(kind, run_started_ms),
+            sk: format!("{part}#{n:06}"),
+        }
+    }
+
     /// Reads the key back from an item.
     pub fn of(item: &Item) -> Option<Self> {
         Some(Self {
@@ -132,6 +151,11 @@ impl Key {
         item.insert(SK.into(), Value::String(self.sk.clone()));
         item
     }
+}
+
+/// The partition that holds one reconcile run's chunks.
+pub fn reconcile_run(kind: &str, run_started_ms: i64) -> String {
+    format!("RECONCILE#{kind}#{run_started_ms}")
 }
 
 /// An item's entry in `gsi1`: what to look it up by, and what it is.

@@ -1,7 +1,8 @@
 //! Where a backfill of one kind stands, kept in the table itself so a run on a laptop and a
 //! run in Lambda resume the same way: `BACKFILL` / `users` (or `organizations`,
-//! `memberships`). Entity keys always hold a `#` (`USER#…`), and ids cannot contain one, so
-//! the checkpoint can never collide with an entity. Pure conversions; the store reads and
+//! `memberships`), and for a reconcile `RECONCILE` / `users`, with the later phases' state
+//! beside the listing's. Entity keys always hold a `#` (`USER#…`), and ids cannot contain one,
+//! so a checkpoint can never collide with an entity. Pure conversions; the store reads and
 //! writes it.
 
 use serde_json::{json, Value};
@@ -10,6 +11,7 @@ use super::Kind;
 use crate::table::{Item, Key};
 
 pub(crate) const CHECKPOINT_PK: &str = "BACKFILL";
+pub(crate) const RECONCILE_PK: &str = "RECONCILE";
 pub(crate) const CHECKPOINT_ENTITY: &str = "backfill_checkpoint";
 
 /// Saved after every page, once all of that page's writes are done: a crash loses at most
@@ -29,8 +31,82 @@ pub(crate) struct Checkpoint {
     pub stale: u64,
     pub skipped: u64,
     /// The last run reached the end of the list. A later run continues from there, so it
-    /// only copies what was created since.
+    /// only copies what was created since. (A reconcile: the whole run, every phase, ended.)
     pub complete: bool,
+    /// A reconcile's checkpoint: where its later phases stand. `None` for a backfill.
+    pub reconcile: Option<ReconcileState>,
+}
+
+/// A reconcile of one kind: list everything (the listing above), sweep the table for live
+/// items the listing did not return, then tombstone those Clerk confirms gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReconcileState {
+    /// When this run began (ms): only items older than this can be candidates, and its
+    /// records live under `RECONCILE#{kind}#{run_started_ms}`.
+    pub run_started_ms: i64,
+    pub phase: Phase,
+    /// The sweep: where the next scan page starts (a table key), pages done.
+    pub scan_from: Option<Item>,
+    pub sweep_pages: u64,
+    /// Live items of the kind the sweep read.
+    pub live: u64,
+    /// Live items the listing did not return, older than the run.
+    pub candidates: u64,
+    /// Candidates whose lookup found them in Clerk after all: copied, not deleted.
+    pub found: u64,
+    /// Candidates Clerk says are gone (404; a membership absent from its user's list).
+    pub confirmed_gone: u64,
+    /// Candidates whose lookup failed: neither copied nor deleted.
+    pub unconfirmed: u64,
+    /// The tombstone phase: tombstones written, how far into the gone list it got, and how
+    /// many it withheld (more than the bound allows).
+    pub tombstoned: u64,
+    pub tombstone_from: u64,
+    pub refused: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Listing,
+    Sweep,
+    Tombstone,
+    Done,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Listing => "listing",
+            Self::Sweep => "sweep",
+            Self::Tombstone => "tombstone",
+            Self::Done => "done",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Listing, Self::Sweep, Self::Tombstone, Self::Done]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
+}
+
+impl ReconcileState {
+    pub fn new(run_started_ms: i64) -> Self {
+        Self {
+            run_started_ms,
+            phase: Phase::Listing,
+            scan_from: None,
+            sweep_pages: 0,
+            live: 0,
+            candidates: 0,
+            found: 0,
+            confirmed_gone: 0,
+            unconfirmed: 0,
+            tombstoned: 0,
+            tombstone_from: 0,
+            refused: 0,
+        }
+    }
 }
 
 impl Checkpoint {
@@ -46,12 +122,28 @@ impl Checkpoint {
             stale: 0,
             skipped: 0,
             complete: false,
+            reconcile: None,
+        }
+    }
+
+    /// A reconcile's start: the listing from the first object.
+    pub fn reconcile(kind: Kind, run_started_ms: i64) -> Self {
+        Self {
+            reconcile: Some(ReconcileState::new(run_started_ms)),
+            ..Self::new(kind)
         }
     }
 
     pub fn key(kind: Kind) -> Key {
         Key {
             pk: CHECKPOINT_PK.into(),
+            sk: kind.as_str().into(),
+        }
+    }
+
+    pub fn reconcile_key(kind: Kind) -> Key {
+        Key {
+            pk: RECONCILE_PK.into(),
             sk: kind.as_str().into(),
         }
     }
@@ -66,7 +158,10 @@ impl Checkpoint {
     }
 
     pub(crate) fn to_item(&self, now_ms: i64) -> Item {
-        let key = Self::key(self.kind);
+        let key = match self.reconcile {
+            None => Self::key(self.kind),
+            Some(_) => Self::reconcile_key(self.kind),
+        };
         let mut item = json!({
             "pk": key.pk, "sk": key.sk, "entity": CHECKPOINT_ENTITY,
             "offset": self.offset, "pages": self.pages, "seen": self.seen,
@@ -75,6 +170,22 @@ impl Checkpoint {
         });
         if let Some(cursor) = &self.cursor {
             item["cursor"] = json!(cursor);
+        }
+        if let Some(r) = &self.reconcile {
+            item["run_started_at"] = json!(r.run_started_ms);
+            item["phase"] = json!(r.phase.as_str());
+            item["sweep_pages"] = json!(r.sweep_pages);
+            item["live"] = json!(r.live);
+            item["candidates"] = json!(r.candidates);
+            item["found"] = json!(r.found);
+            item["confirmed_gone"] = json!(r.confirmed_gone);
+            item["unconfirmed"] = json!(r.unconfirmed);
+            item["tombstoned"] = json!(r.tombstoned);
+            item["tombstone_from"] = json!(r.tombstone_from);
+            item["refused"] = json!(r.refused);
+            if let Some(from) = &r.scan_from {
+                item["scan_from"] = Value::Object(from.clone());
+            }
         }
         match item {
             Value::Object(map) => map,
@@ -91,6 +202,27 @@ impl Checkpoint {
             ));
         }
         let n = |name: &str| item.get(name).and_then(Value::as_u64).unwrap_or(0);
+        let reconcile = match item.get("run_started_at").and_then(Value::as_i64) {
+            None => None,
+            Some(run_started_ms) => Some(ReconcileState {
+                run_started_ms,
+                phase: item
+                    .get("phase")
+                    .and_then(Value::as_str)
+                    .and_then(Phase::parse)
+                    .ok_or("a reconcile checkpoint without a phase")?,
+                scan_from: item.get("scan_from").and_then(Value::as_object).cloned(),
+                sweep_pages: n("sweep_pages"),
+                live: n("live"),
+                candidates: n("candidates"),
+                found: n("found"),
+                confirmed_gone: n("confirmed_gone"),
+                unconfirmed: n("unconfirmed"),
+                tombstoned: n("tombstoned"),
+                tombstone_from: n("tombstone_from"),
+                refused: n("refused"),
+            }),
+        };
         Ok(Self {
             kind,
             cursor: item
@@ -107,6 +239,7 @@ impl Checkpoint {
                 .get("complete")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            reconcile,
         })
     }
 }
@@ -146,6 +279,29 @@ mod tests {
         assert_eq!(back, cp);
         assert_eq!(Checkpoint::new(Kind::Memberships).position(), "offset 0");
         assert_eq!(Checkpoint::new(Kind::Users).position(), "the first user");
+    }
+
+    #[test]
+    fn a_reconciles_phases_round_trip_under_their_own_key() {
+        let mut cp = Checkpoint::reconcile(Kind::Memberships, 1_700_000_000_000);
+        cp.offset = 1_000;
+        let state = cp.reconcile.as_mut().unwrap();
+        state.phase = Phase::Sweep;
+        state.scan_from = Some(Key::membership("org_1", "user_1").item());
+        state.live = 10;
+        state.confirmed_gone = 2;
+        let item = cp.to_item(5);
+        assert_eq!(item["pk"], json!("RECONCILE"));
+        assert_eq!(item["sk"], json!("memberships"));
+        assert_eq!(Checkpoint::from_item(Kind::Memberships, &item).unwrap(), cp);
+        // A backfill checkpoint has no reconcile state.
+        let backfill = Checkpoint::new(Kind::Users).to_item(0);
+        assert_eq!(
+            Checkpoint::from_item(Kind::Users, &backfill)
+                .unwrap()
+                .reconcile,
+            None
+        );
     }
 
     #[test]

@@ -15,9 +15,11 @@
 //! page are written with bounded concurrency, then the checkpoint moves past the page.
 
 pub mod checkpoint;
+pub mod instance;
 pub mod objects;
 pub mod options;
 pub mod progress;
+pub mod reconcile;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -34,6 +36,7 @@ use crate::clerk_api::{ApiError, ClerkApi, Page};
 use crate::config::Settings;
 use crate::plan::Plan;
 use crate::store::{Committed, Outcome, Store, StoreError};
+use crate::table::Key;
 use checkpoint::Checkpoint;
 use options::Options;
 use progress::{per_second, Progress};
@@ -87,6 +90,10 @@ pub enum BackfillError {
     Checkpoint(&'static str, String),
     #[error("a {0} on the page has no id to continue after")]
     NoCursor(&'static str),
+    #[error(transparent)]
+    WrongInstance(#[from] instance::WrongInstance),
+    #[error("a reconcile compares the table with Clerk: set TABLE_NAME, even for --dry-run")]
+    NoTable,
 }
 
 /// One kind's result.
@@ -108,14 +115,22 @@ pub struct KindSummary {
     /// Failed requests retried (5xx, timeouts, connection failures).
     pub retries: u64,
     pub seconds: f64,
-    /// Reached the end of the list (false when a Lambda deadline stopped it first).
+    /// Reached the end of the list (false when a Lambda deadline stopped it first); for a
+    /// reconcile, every phase ended.
     pub complete: bool,
+    /// A reconcile's numbers for the kind (the run's totals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<reconcile::ReconcileSummary>,
 }
 
 /// The whole run's result: printed by the command line, returned by the Lambda.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub dry_run: bool,
+    /// `--reconcile`: deletions too.
+    pub reconcile: bool,
+    /// The Clerk instance of the key (the table's, once it is bound).
+    pub instance_id: String,
     pub kinds: Vec<KindSummary>,
     pub seconds: f64,
     pub written: u64,
@@ -154,10 +169,15 @@ impl Backfill {
 
     pub async fn run(&self) -> Result<Summary, BackfillError> {
         let started = Instant::now();
+        // Before anything is written: the key must belong to the table's instance.
+        let instance_id = self.check_instance().await?;
         let _reporter = self.progress.spawn_reporter();
         let mut kinds = Vec::new();
         for &kind in &self.options.kinds {
-            let summary = self.run_kind(kind).await;
+            let summary = match self.options.reconcile {
+                true => self.reconcile_kind(kind).await,
+                false => self.run_kind(kind).await,
+            };
             self.progress.finish();
             let summary = summary?;
             let complete = summary.complete;
@@ -170,6 +190,8 @@ impl Backfill {
         let written = kinds.iter().map(|k| k.written).sum();
         let summary = Summary {
             dry_run: self.options.dry_run,
+            reconcile: self.options.reconcile,
+            instance_id,
             complete: kinds.len() == self.options.kinds.len() && kinds.iter().all(|k| k.complete),
             written_per_second: per_second(written, started.elapsed()),
             kinds,
@@ -188,8 +210,21 @@ impl Backfill {
     }
 
     async fn run_kind(&self, kind: Kind) -> Result<KindSummary, BackfillError> {
+        let checkpoint = self.load_checkpoint(kind).await?;
+        let (summary, _) = self.list_kind(kind, checkpoint, None).await?;
+        Ok(summary)
+    }
+
+    /// Lists `kind` from `checkpoint` and copies each page, saving the checkpoint after each;
+    /// with a reconcile's `ledger`, each page's identities are kept too. Returns this run's
+    /// summary and the checkpoint where it stopped.
+    async fn list_kind(
+        &self,
+        kind: Kind,
+        mut checkpoint: Checkpoint,
+        ledger: Option<&reconcile::Ledger>,
+    ) -> Result<(KindSummary, Checkpoint), BackfillError> {
         let started = Instant::now();
-        let mut checkpoint = self.load_checkpoint(kind).await?;
         let started_at = checkpoint.position();
         let total = match kind {
             Kind::Users => self.user_count().await,
@@ -229,6 +264,14 @@ impl Backfill {
             if let Some(total) = page.total_count {
                 self.progress.set_total(total);
             }
+            let listed: Vec<String> = match ledger {
+                Some(_) => page
+                    .objects
+                    .iter()
+                    .filter_map(|object| reconcile::listed_identity(kind, object))
+                    .collect(),
+                None => Vec::new(),
+            };
             let page_counts = self.write_page(kind, page.objects).await?;
             counts.add(&page_counts);
             next.pages += 1;
@@ -238,6 +281,11 @@ impl Backfill {
             next.skipped += page_counts.skipped;
             next.complete = last;
             self.progress.counters.pages.fetch_add(1, Ordering::Relaxed);
+            if let (Some(ledger), Some(state)) = (ledger, &next.reconcile) {
+                let key =
+                    Key::reconcile_chunk(kind.as_str(), state.run_started_ms, "LISTED", next.pages);
+                ledger.save(key, listed).await?;
+            }
             self.save_checkpoint(&next).await?;
             checkpoint = next;
             if last {
@@ -252,7 +300,7 @@ impl Backfill {
                 break false;
             }
         };
-        Ok(KindSummary {
+        let summary = KindSummary {
             kind,
             started_at,
             seen: counts.seen,
@@ -264,7 +312,53 @@ impl Backfill {
             retries: stats.retries.load(Ordering::Relaxed) - retries,
             seconds: started.elapsed().as_secs_f64(),
             complete,
+            reconcile: None,
+        };
+        Ok((summary, checkpoint))
+    }
+
+    /// Whether the invocation's deadline (Lambda) is closer than the margin.
+    fn out_of_time(&self) -> bool {
+        self.options.deadline.is_some_and(|deadline| {
+            deadline.saturating_duration_since(Instant::now()) < self.options.margin
         })
+    }
+
+    /// The key's instance, checked against the table's before anything is written; the
+    /// table is bound to it on its first run (not in a dry run).
+    async fn check_instance(&self) -> Result<String, BackfillError> {
+        let key_instance = self.api.instance().await?;
+        let Some(store) = &self.store else {
+            return Ok(key_instance);
+        };
+        let bound = store.get_item(&Key::instance()).await?;
+        let bound = bound.as_ref().and_then(instance::bound_instance);
+        let webhooks = match bound {
+            Some(_) => Default::default(),
+            None => store.webhook_instances(WEBHOOK_SCAN_PAGES).await?,
+        };
+        if instance::decide(&key_instance, bound, &webhooks)? == instance::Binding::Bind
+            && !self.options.dry_run
+        {
+            let by = if self.options.reconcile {
+                "reconcile"
+            } else {
+                "backfill"
+            };
+            let item = instance::item(&key_instance, by, now_ms());
+            if !store.put_if_absent(&item).await? {
+                // Another run bound it first: it must have bound the same instance.
+                let other = store.get_item(&Key::instance()).await?;
+                let other = other.as_ref().and_then(instance::bound_instance);
+                instance::decide(&key_instance, other, &Default::default())?;
+            } else {
+                tracing::info!(
+                    instance = key_instance.as_str(),
+                    "the table is bound to this instance"
+                );
+            }
+        }
+        Ok(key_instance)
     }
 
     /// The users' total, for the progress bar only: if the count fails (after the client's
@@ -327,11 +421,15 @@ impl Backfill {
         };
         let counters = &self.progress.counters;
         let now = now_ms();
+        let by = match self.options.reconcile {
+            true => objects::Copier::Reconcile,
+            false => objects::Copier::Backfill,
+        };
         let mut writes: JoinSet<Result<Outcome, StoreError>> = JoinSet::new();
         for object in objects {
             counts.seen += 1;
             counters.seen.fetch_add(1, Ordering::Relaxed);
-            let plan = match objects::prepare(kind, object, &self.settings, now) {
+            let plan = match objects::prepare(kind, object, &self.settings, now, by) {
                 Ok(prepared) => {
                     self.note_unexpected_prefixes(kind, &prepared.unexpected_prefixes);
                     prepared.plan
@@ -411,6 +509,10 @@ impl Backfill {
         Ok(())
     }
 }
+
+/// How many scan pages (1 MB each) are read for the instances of the event records, while the
+/// table is unbound: enough to meet webhooks in any table that has had some.
+const WEBHOOK_SCAN_PAGES: usize = 5;
 
 /// How many times a write is tried before the run stops (on top of the SDK's own 3
 /// attempts per call): a long backfill should ride out a throttling burst.
@@ -512,6 +614,66 @@ impl fmt::Display for Summary {
                 if k.complete { "" } else { " (not finished)" }
             )?;
         }
+        if self.reconcile {
+            writeln!(
+                f,
+                "{:<14}{:>9}{:>11}{:>8}{:>8}{:>12}{:>12}{:>9}",
+                "reconcile",
+                "live",
+                "candidates",
+                "found",
+                "gone",
+                "unconfirmed",
+                "tombstoned",
+                "refused"
+            )?;
+            for (k, r) in self
+                .kinds
+                .iter()
+                .filter_map(|k| Some((k, k.reconcile.as_ref()?)))
+            {
+                writeln!(
+                    f,
+                    "{:<14}{:>9}{:>11}{:>8}{:>8}{:>12}{:>12}{:>9}",
+                    k.kind.as_str(),
+                    HumanCount(r.live).to_string(),
+                    HumanCount(r.candidates).to_string(),
+                    HumanCount(r.found).to_string(),
+                    HumanCount(r.confirmed_gone).to_string(),
+                    HumanCount(r.unconfirmed).to_string(),
+                    HumanCount(r.tombstoned).to_string(),
+                    HumanCount(r.refused).to_string(),
+                )?;
+            }
+            for (k, r) in self
+                .kinds
+                .iter()
+                .filter_map(|k| Some((k, k.reconcile.as_ref()?)))
+            {
+                if r.refused > 0 {
+                    writeln!(
+                        f,
+                        "{}: {} confirmed gone is more than the bound ({}: {} % of {} live, at least {}); \
+                         nothing tombstoned. Check, then run again with --allow-mass-delete",
+                        k.kind.as_str(),
+                        HumanCount(r.refused),
+                        HumanCount(reconcile::deletion_bound(r.live)),
+                        reconcile::BOUND_PERCENT,
+                        HumanCount(r.live),
+                        reconcile::BOUND_FLOOR,
+                    )?;
+                }
+                if !r.would_tombstone.is_empty() {
+                    writeln!(
+                        f,
+                        "{}: would tombstone {}: {}",
+                        k.kind.as_str(),
+                        r.would_tombstone.len(),
+                        r.would_tombstone.join(" ")
+                    )?;
+                }
+            }
+        }
         let verb = if self.dry_run { "would write" } else { "wrote" };
         write!(
             f,
@@ -596,7 +758,10 @@ mod tests {
                 retries: 0,
                 seconds: 1.24,
                 complete: true,
+                reconcile: None,
             }],
+            instance_id: "ins_1".into(),
+            reconcile: false,
             seconds: 1.5,
             written: 1_199,
             written_per_second: 799.3,

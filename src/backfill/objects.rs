@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Kind;
 use crate::config::Settings;
 use crate::event::{is_key_safe, Event};
-use crate::plan::{plan_backfill, Plan};
+use crate::plan::{plan_backfill, plan_reconcile, Plan};
 
 /// An object the webhook path would refuse too; the run counts it and goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,13 @@ pub struct Skip {
     pub id: Option<String>,
     /// Field names only, never values (see `event::redact`).
     pub reason: String,
+}
+
+/// Which run copies: the item's `source` says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copier {
+    Backfill,
+    Reconcile,
 }
 
 /// An object ready to write.
@@ -37,6 +44,7 @@ pub fn prepare(
     object: Value,
     settings: &Settings,
     now_ms: i64,
+    by: Copier,
 ) -> Result<Prepared, Skip> {
     // Only something shaped like a Clerk id is kept for the log line.
     let id = object
@@ -54,8 +62,12 @@ pub fn prepare(
         .ok_or_else(|| skip("no numeric updated_at to version it with".into()))?;
     let event =
         Event::from_data(kind.event_type(), updated_at, object).map_err(|e| skip(e.to_string()))?;
+    let plan = match by {
+        Copier::Backfill => plan_backfill(&event, settings, now_ms),
+        Copier::Reconcile => plan_reconcile(&event, settings, now_ms),
+    };
     Ok(Prepared {
-        plan: plan_backfill(&event, settings, now_ms).expect("the *.created types are synced"),
+        plan: plan.expect("the *.created types are synced"),
         unexpected_prefixes: event.unexpected_prefixes,
     })
 }
@@ -101,9 +113,15 @@ mod tests {
 
     #[test]
     fn a_user_becomes_what_user_created_would_write_versioned_by_updated_at() {
-        let p = prepare(Kind::Users, api_user(), &Settings::default(), NOW)
-            .unwrap()
-            .plan;
+        let p = prepare(
+            Kind::Users,
+            api_user(),
+            &Settings::default(),
+            NOW,
+            Copier::Backfill,
+        )
+        .unwrap()
+        .plan;
         assert_eq!(p.writes.len(), 1, "no event record");
         let Write::Put {
             item,
@@ -137,6 +155,7 @@ mod tests {
             api_membership(),
             &Settings::default(),
             NOW,
+            Copier::Backfill,
         )
         .unwrap()
         .plan;
@@ -157,7 +176,14 @@ mod tests {
     fn objects_the_webhook_path_would_refuse_are_skipped_with_a_reason_and_no_values() {
         let mut no_version = api_user();
         no_version.as_object_mut().unwrap().remove("updated_at");
-        let skip = prepare(Kind::Users, no_version, &Settings::default(), NOW).unwrap_err();
+        let skip = prepare(
+            Kind::Users,
+            no_version,
+            &Settings::default(),
+            NOW,
+            Copier::Backfill,
+        )
+        .unwrap_err();
         assert_eq!(skip.id.as_deref(), Some("user_2x"));
         assert!(skip.reason.contains("updated_at"), "{}", skip.reason);
 
@@ -167,13 +193,27 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("public_user_data");
-        let skip = prepare(Kind::Memberships, anonymous, &Settings::default(), NOW).unwrap_err();
+        let skip = prepare(
+            Kind::Memberships,
+            anonymous,
+            &Settings::default(),
+            NOW,
+            Copier::Backfill,
+        )
+        .unwrap_err();
         assert!(skip.reason.contains("public_user_data"), "{}", skip.reason);
 
         let mut bad = api_user();
         bad["id"] = json!("ada@example.org");
         bad["email_addresses"] = json!("ada@example.org");
-        let skip = prepare(Kind::Users, bad, &Settings::default(), NOW).unwrap_err();
+        let skip = prepare(
+            Kind::Users,
+            bad,
+            &Settings::default(),
+            NOW,
+            Copier::Backfill,
+        )
+        .unwrap_err();
         assert!(!skip.reason.contains("example.org"), "{}", skip.reason);
         assert_eq!(skip.id, None, "not an id: not logged");
     }
@@ -182,7 +222,14 @@ mod tests {
     fn an_id_without_its_usual_prefix_is_copied_and_noted() {
         let mut odd = api_membership();
         odd["organization"]["id"] = json!("o_1");
-        let prepared = prepare(Kind::Memberships, odd, &Settings::default(), NOW).unwrap();
+        let prepared = prepare(
+            Kind::Memberships,
+            odd,
+            &Settings::default(),
+            NOW,
+            Copier::Backfill,
+        )
+        .unwrap();
         assert_eq!(prepared.unexpected_prefixes, ["organization.id"]);
         assert_eq!(
             prepared.plan.writes[1],

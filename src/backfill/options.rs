@@ -43,6 +43,13 @@ pub struct Args {
     /// Ignore the saved checkpoints and start from the first object
     #[arg(long)]
     restart: bool,
+    /// Also tombstone what Clerk no longer has: list everything, then confirm each live item
+    /// the listing did not return with its own lookup. With --dry-run: print those ids only
+    #[arg(long)]
+    reconcile: bool,
+    /// With --reconcile: tombstone even more than 5 % of a kind's live items (at least 10)
+    #[arg(long, requires = "reconcile")]
+    allow_mass_delete: bool,
 }
 
 /// The kinds to copy, parents first.
@@ -56,6 +63,8 @@ impl Args {
             concurrency: self.concurrency,
             dry_run: self.dry_run,
             restart: self.restart,
+            reconcile: self.reconcile,
+            allow_mass_delete: self.allow_mass_delete,
             ..Options::default()
         };
         if let Some(Kinds(kinds)) = self.only {
@@ -75,6 +84,12 @@ pub struct Options {
     pub concurrency: usize,
     pub dry_run: bool,
     pub restart: bool,
+    /// Deletions too ([`super::reconcile`]).
+    pub reconcile: bool,
+    /// Past the bound on tombstones.
+    pub allow_mass_delete: bool,
+    /// Only go on with an unfinished reconcile; start none (the scheduled continuation).
+    pub resume_only: bool,
     pub retry: RetryPolicy,
     /// In Lambda: no new page is started once this is less than [`Options::margin`] away.
     pub deadline: Option<Instant>,
@@ -92,6 +107,9 @@ impl Default for Options {
             concurrency: DEFAULT_CONCURRENCY,
             dry_run: false,
             restart: false,
+            reconcile: false,
+            allow_mass_delete: false,
+            resume_only: false,
             retry: RetryPolicy::default(),
             deadline: None,
             margin: Duration::from_secs(60),
@@ -109,9 +127,11 @@ pub struct InvalidInvocation {
     reason: String,
 }
 
-/// The payload of a manual Lambda invocation: the flags as JSON, every field optional.
+/// The payload of a Lambda invocation: the flags as JSON, every field optional.
 /// `{"only": ["users"], "page_size": 500, "concurrency": 8, "timeout_secs": 30,
-///   "dry_run": false, "restart": false}`
+///   "dry_run": false, "restart": false, "reconcile": false, "allow_mass_delete": false,
+///   "resume_only": false}`. `resume_only` (with `reconcile`) goes on with an unfinished
+/// reconcile and starts none: what the scheduled continuation sends.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invocation {
@@ -123,13 +143,30 @@ pub struct Invocation {
     pub dry_run: bool,
     #[serde(default)]
     pub restart: bool,
+    #[serde(default)]
+    pub reconcile: bool,
+    #[serde(default)]
+    pub allow_mass_delete: bool,
+    #[serde(default)]
+    pub resume_only: bool,
 }
 
 impl Invocation {
     pub fn options(self) -> Result<Options, InvalidInvocation> {
+        if (self.allow_mass_delete || self.resume_only) && !self.reconcile {
+            let field = if self.resume_only {
+                "resume_only"
+            } else {
+                "allow_mass_delete"
+            };
+            return Err(invalid(field, "only with \"reconcile\": true".into()));
+        }
         let mut options = Options {
             dry_run: self.dry_run,
             restart: self.restart,
+            reconcile: self.reconcile,
+            allow_mass_delete: self.allow_mass_delete,
+            resume_only: self.resume_only,
             ..Options::default()
         };
         if let Some(only) = self.only {
@@ -204,6 +241,8 @@ pub struct BackfillConfig {
     pub base: ApiBase,
     /// Required unless dry-running.
     pub table_name: Option<String>,
+    /// Where a run's metrics go when it runs as a Lambda (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 impl BackfillConfig {
@@ -231,6 +270,7 @@ impl BackfillConfig {
             key,
             base,
             table_name,
+            metrics_namespace: crate::config::metrics_namespace(&present)?,
         })
     }
 }
@@ -378,5 +418,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.base.as_str(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn reconcile_by_flag_and_by_payload() {
+        let o = run(&["--reconcile", "--allow-mass-delete"]);
+        assert!(o.reconcile && o.allow_mass_delete && !o.resume_only);
+        // The bound can only be lifted for a reconcile.
+        assert!(parse(&["--allow-mass-delete"]).is_err());
+        let scheduled: Invocation =
+            serde_json::from_str(r#"{"reconcile": true, "resume_only": true}"#).unwrap();
+        let o = scheduled.options().unwrap();
+        assert!(o.reconcile && o.resume_only && !o.allow_mass_delete);
+        let alone: Invocation = serde_json::from_str(r#"{"resume_only": true}"#).unwrap();
+        assert_eq!(
+            alone.options().unwrap_err().to_string(),
+            "resume_only: only with \"reconcile\": true"
+        );
     }
 }

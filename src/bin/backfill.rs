@@ -6,13 +6,14 @@
 //! and answers with the summary.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use clerk_webhooks::backfill::options::{Args, BackfillConfig, Invocation, Options};
 use clerk_webhooks::backfill::progress::Display;
 use clerk_webhooks::backfill::{Backfill, Summary};
 use clerk_webhooks::clerk_api::ClerkApi;
+use clerk_webhooks::metrics;
 use clerk_webhooks::store::{self, Store};
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 
@@ -49,13 +50,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<Summary, Error> {
+    Ok(run_with_config(options).await?.0)
+}
+
+async fn run_with_config(options: Options) -> Result<(Summary, BackfillConfig), Error> {
     let config = BackfillConfig::from_env(options.dry_run)?;
-    let api = ClerkApi::new(config.base, config.key, options.retry)?;
-    let store = match config.table_name {
+    let api = ClerkApi::new(config.base.clone(), config.key.clone(), options.retry)?;
+    let store = match &config.table_name {
         Some(table) => Some(Store::new(store::client_from_env().await, table)),
         None => None,
     };
-    Ok(Backfill::new(api, store, options).run().await?)
+    let summary = Backfill::new(api, store, options).run().await?;
+    Ok((summary, config))
 }
 
 /// One manual invocation (`aws lambda invoke --payload '{"only": ["users"]}'`). It stops
@@ -77,5 +83,14 @@ async fn backfill_invocation(event: LambdaEvent<serde_json::Value>) -> Result<Su
         display: Display::Lines(Duration::from_secs(10)),
         ..invocation.options()?
     };
-    run(options).await
+    let (summary, config) = run_with_config(options).await?;
+    // The run's numbers as metrics: EMF lines on stdout, which Lambda ships to CloudWatch.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    for line in metrics::backfill_emf(&config.metrics_namespace, &summary, now_ms) {
+        println!("{line}");
+    }
+    Ok(summary)
 }

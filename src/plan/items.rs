@@ -8,8 +8,9 @@ use serde_json::Value;
 use super::{delete_version, upsert_version, Source};
 use crate::config::Settings;
 use crate::event::{
-    normalize_millis, Billing, Domain, Event, Invitation, Membership, Message, MessageKind,
-    Organization, OrganizationInvitation, Permission, Role, Session, User, WaitlistEntry,
+    is_key_safe, normalize_millis, Billing, Domain, Event, Invitation, Membership, Message,
+    MessageKind, Organization, OrganizationInvitation, Permission, Role, Session, User,
+    WaitlistEntry,
 };
 use crate::table::{IndexEntry, Item, Key};
 
@@ -52,6 +53,11 @@ impl ItemBuilder<'_> {
         insert(&mut item, "type", self.event.event_type.as_str());
         insert(&mut item, "event_timestamp", self.event.timestamp_ms);
         insert(&mut item, "received_at", self.now_ms);
+        // Which instance sent it: what a backfill's key is checked against (an id, so safe to
+        // keep; anything else is left out).
+        if let Some(instance) = self.event.instance_id.as_deref().filter(|i| is_key_safe(i)) {
+            insert(&mut item, "instance_id", instance);
+        }
         insert(
             &mut item,
             "expires_at",
@@ -390,8 +396,11 @@ impl ItemBuilder<'_> {
             "expires_at",
             self.expires_after(self.settings.tombstone_secs),
         );
-        if let Source::Webhook { svix_id } = self.source {
-            insert(&mut item, "last_svix_id", svix_id);
+        match self.source {
+            Source::Webhook { svix_id } => insert(&mut item, "last_svix_id", svix_id),
+            // Only the reconcile marks its tombstones: a webhook's carries its svix-id.
+            Source::Reconcile => insert(&mut item, "source", self.source.as_str()),
+            Source::Backfill => {}
         }
         for (name, value) in ids {
             insert(&mut item, name, *value);

@@ -16,6 +16,8 @@ use clerk_webhooks::backfill::{Backfill, BackfillError, Kind, Summary};
 use clerk_webhooks::clerk_api::{ApiBase, ApiError, ClerkApi, RetryPolicy, SecretKey};
 use serde_json::{json, Value};
 
+mod reconcile;
+
 /// Short back-off, so failures cost milliseconds; 5 s is far above a loopback answer even on
 /// a busy machine, so nothing times out unless a test makes it.
 fn policy() -> RetryPolicy {
@@ -112,12 +114,17 @@ async fn a_three_page_backfill_lands_every_object_once() {
     assert_eq!(entities(&items, "organization").len(), 12);
     assert_eq!(entities(&items, "membership").len(), 24);
     assert_eq!(entities(&items, "backfill_checkpoint").len(), 3);
+    // The binding to the key's instance, recorded on this first run.
+    assert_eq!(entities(&items, "instance").len(), 1);
     assert_eq!(
         items.len(),
-        25 + 12 + 24 + 3,
+        25 + 12 + 24 + 3 + 1,
         "no event records, nothing else"
     );
-    for item in items.iter().filter(|i| s(i, "pk") != "BACKFILL") {
+    for item in items
+        .iter()
+        .filter(|i| !["BACKFILL", "INSTANCE"].contains(&s(i, "pk").as_str()))
+    {
         assert_eq!(s(item, "source"), "backfill");
         assert!(!item.contains_key("last_svix_id"));
         assert_eq!(
@@ -468,9 +475,9 @@ async fn a_refused_key_stops_at_once_without_retrying() {
         "{err}"
     );
     assert!(!err.to_string().contains("NotTheRightKey"));
-    // The count fails first (and only costs the total), then the first page stops the run.
+    // The key's instance is asked first, before anything is written: that stops the run.
     let paths: Vec<String> = fake.seen().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, [USER_COUNT, USERS], "no retries");
+    assert_eq!(paths, [fake_clerk::INSTANCE_PATH], "no retries");
     assert!(app.scan().await.is_empty());
 }
 

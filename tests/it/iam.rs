@@ -43,9 +43,17 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
         &[
             // A copy's transaction: its parent checks and its put.
             ("dynamodb:ConditionCheckItem", "table"),
-            // The checkpoint: read at the start, written after each page.
+            // A reconcile tombstone's cascade: one conditional delete per dependent.
+            ("dynamodb:DeleteItem", "table"),
+            // The checkpoint and the instance binding: read at the start.
             ("dynamodb:GetItem", "table"),
+            // The checkpoint after each page, the reconcile's records, the binding.
             ("dynamodb:PutItem", "table"),
+            // The reconcile's records of a run; a cascade's partition and gsi1 entries.
+            ("dynamodb:Query", "table"),
+            ("dynamodb:Query", "table/index/gsi1"),
+            // The reconcile's sweep; the first run's look at the event records' instances.
+            ("dynamodb:Scan", "table"),
         ],
     ),
     (

@@ -161,3 +161,59 @@ fn every_function_is_built_from_a_binary_of_this_package() {
         );
     }
 }
+
+/// The dashboard's body is JSON written inside YAML, joined from parts: resolved both ways
+/// (with and without the notifier) it must parse, with every widget in place.
+#[test]
+fn the_dashboard_body_is_json_with_and_without_the_notifier() {
+    use serde_norway::value::TaggedValue;
+    /// `!Join ["", [...]]`, `!Sub "..."` (every `${...}` made `x`) and `!If [cond, a, b]`.
+    fn resolve(value: &Value, notifier: bool) -> String {
+        match value {
+            Value::String(text) => text.clone(),
+            Value::Tagged(tagged) => {
+                let TaggedValue { tag, value } = tagged.as_ref();
+                match tag.to_string().as_str() {
+                    "!Sub" => {
+                        let text = value.as_str().expect("a !Sub string");
+                        let mut out = String::new();
+                        let mut rest = text;
+                        while let Some(start) = rest.find("${") {
+                            out.push_str(&rest[..start]);
+                            let end = rest[start..].find('}').expect("a closed ${}") + start;
+                            out.push('x');
+                            rest = &rest[end + 1..];
+                        }
+                        out.push_str(rest);
+                        out
+                    }
+                    "!If" => {
+                        let branches = value.as_sequence().expect("!If [cond, a, b]");
+                        resolve(&branches[if notifier { 1 } else { 2 }], notifier)
+                    }
+                    "!Join" => {
+                        let parts = value.as_sequence().expect("!Join [sep, parts]");
+                        let separator = parts[0].as_str().unwrap_or("");
+                        parts[1]
+                            .as_sequence()
+                            .expect("the parts")
+                            .iter()
+                            .map(|part| resolve(part, notifier))
+                            .collect::<Vec<_>>()
+                            .join(separator)
+                    }
+                    other => panic!("a tag the dashboard should not need: {other}"),
+                }
+            }
+            other => panic!("not a string or a function: {other:?}"),
+        }
+    }
+    let template = Template::load();
+    let body = &template.resource("Dashboard")["Properties"]["DashboardBody"];
+    for (notifier, widgets) in [(false, 5), (true, 7)] {
+        let json = resolve(body, notifier);
+        let parsed: serde_json::Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("notifier {notifier}: {e}\n{json}"));
+        assert_eq!(parsed["widgets"].as_array().unwrap().len(), widgets);
+    }
+}

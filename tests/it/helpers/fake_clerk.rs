@@ -25,6 +25,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 pub const KEY: &str = "sk_test_fAkEcLeRkSeCrEtKeY0123456789abcdefABCDEF";
+/// The instance the key belongs to (`GET /v1/instance`), unless a test says otherwise: the
+/// one the suite's webhook envelopes name (`helpers::envelope`).
+pub const INSTANCE: &str = "ins_2NNEqL2nrIRdJ194ndJqAHwEfxF";
 /// 2023-11-14T22:13:20Z: the first object's `created_at`.
 pub const T0: i64 = 1_700_000_000_000;
 
@@ -32,6 +35,7 @@ pub const USERS: &str = "/v1/users";
 pub const USER_COUNT: &str = "/v1/users/count";
 pub const ORGANIZATIONS: &str = "/v1/organizations";
 pub const MEMBERSHIPS: &str = "/v1/organization_memberships";
+pub const INSTANCE_PATH: &str = "/v1/instance";
 
 /// What the fake instance holds, each list in creation order (oldest first).
 #[derive(Debug, Clone, Default)]
@@ -39,6 +43,9 @@ pub struct Data {
     pub users: Vec<Value>,
     pub organizations: Vec<Value>,
     pub memberships: Vec<Value>,
+    /// Objects (by id) the list endpoints leave out while their lookups still find them: a
+    /// listing that missed an object, as an offset page that shifts under a reader can.
+    pub unlisted: std::collections::HashSet<String>,
 }
 
 impl Data {
@@ -58,7 +65,30 @@ impl Data {
             users: users_list,
             organizations,
             memberships,
+            unlisted: Default::default(),
         }
+    }
+
+    /// Deletes the user with this id in Clerk, and their memberships.
+    pub fn delete_user(&mut self, id: &str) {
+        self.users.retain(|u| u["id"] != json!(id));
+        self.memberships
+            .retain(|m| m["public_user_data"]["user_id"] != json!(id));
+    }
+
+    /// Deletes the organization with this id in Clerk, and its memberships.
+    pub fn delete_organization(&mut self, id: &str) {
+        self.organizations.retain(|o| o["id"] != json!(id));
+        self.memberships
+            .retain(|m| m["organization"]["id"] != json!(id));
+    }
+
+    /// Removes one member from one organization in Clerk.
+    pub fn delete_membership(&mut self, org_id: &str, user_id: &str) {
+        self.memberships.retain(|m| {
+            m["organization"]["id"] != json!(org_id)
+                || m["public_user_data"]["user_id"] != json!(user_id)
+        });
     }
 }
 
@@ -166,7 +196,7 @@ pub enum Reply {
 
 #[derive(Debug, Clone)]
 struct Fault {
-    path: &'static str,
+    path: String,
     page: usize,
     reply: Reply,
     times: u32,
@@ -187,6 +217,7 @@ struct State {
     data: Mutex<Data>,
     faults: Mutex<Vec<Fault>>,
     seen: Mutex<Vec<Seen>>,
+    instance: Mutex<String>,
 }
 
 pub struct FakeClerk {
@@ -214,6 +245,7 @@ impl FakeClerk {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             data: Mutex::new(data),
+            instance: Mutex::new(INSTANCE.to_owned()),
             ..State::default()
         });
         let shared = Arc::clone(&state);
@@ -232,9 +264,9 @@ impl FakeClerk {
     }
 
     /// The next `times` requests for `page` of `path` get `reply`.
-    pub fn inject(&self, path: &'static str, page: usize, reply: Reply, times: u32) {
+    pub fn inject(&self, path: &str, page: usize, reply: Reply, times: u32) {
         self.state.faults.lock().unwrap().push(Fault {
-            path,
+            path: path.to_owned(),
             page,
             reply,
             times,
@@ -257,6 +289,11 @@ impl FakeClerk {
     /// Changes what the instance holds (an object updated or deleted between two runs).
     pub fn edit(&self, f: impl FnOnce(&mut Data)) {
         f(&mut self.state.data.lock().unwrap());
+    }
+
+    /// Makes the key belong to another instance (`GET /v1/instance`).
+    pub fn set_instance(&self, id: &str) {
+        *self.state.instance.lock().unwrap() = id.to_owned();
     }
 }
 
@@ -333,6 +370,54 @@ async fn answer(
             error("form_param_value_invalid", "limit"),
         );
     }
+    if path == INSTANCE_PATH {
+        record(None, 200);
+        let id = state.instance.lock().unwrap().clone();
+        let body = json!({"object": "instance", "id": id, "environment_type": "production",
+                          "allowed_origins": null, "workspace_id": null});
+        return (200, String::new(), body.to_string());
+    }
+    // GET /v1/users/{id}, /v1/organizations/{id}, /v1/users/{id}/organization_memberships
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let lookup = match segments.as_slice() {
+        ["v1", "users", id] if *id != "count" => Some(("users", *id, false)),
+        ["v1", "organizations", id] => Some(("organizations", *id, false)),
+        ["v1", "users", id, "organization_memberships"] => Some(("users", *id, true)),
+        _ => None,
+    };
+    if let Some((collection, id, memberships_of)) = lookup {
+        let fault = take_fault(state, path, 1);
+        if let Some(answer) = fault_answer(fault, &record, 1).await {
+            return answer;
+        }
+        let data = state.data.lock().unwrap();
+        let list = if collection == "users" {
+            &data.users
+        } else {
+            &data.organizations
+        };
+        let Some(object) = list.iter().find(|o| o["id"] == json!(id)).cloned() else {
+            record(Some(1), 404);
+            return (404, String::new(), error("resource_not_found", "not found"));
+        };
+        record(Some(1), 200);
+        if !memberships_of {
+            return (200, String::new(), object.to_string());
+        }
+        let mine: Vec<Value> = data
+            .memberships
+            .iter()
+            .filter(|m| m["public_user_data"]["user_id"] == json!(id))
+            .cloned()
+            .collect();
+        let offset: usize = query
+            .get("offset")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<Value> = mine.iter().skip(offset).take(limit).cloned().collect();
+        let body = json!({"data": page, "total_count": mine.len()});
+        return (200, String::new(), body.to_string());
+    }
     let list = |data: &Data| -> Option<Vec<Value>> {
         let mut list = match path {
             USERS => data.users.clone(),
@@ -340,6 +425,11 @@ async fn answer(
             MEMBERSHIPS => data.memberships.clone(),
             _ => return None,
         };
+        list.retain(|o| {
+            o["id"]
+                .as_str()
+                .is_none_or(|id| !data.unlisted.contains(id))
+        });
         // The API's default order is newest first.
         let ascending = matches!(
             query.get("order_by").map(String::as_str),
@@ -389,41 +479,52 @@ async fn answer(
             (body.to_string(), start / limit + 1)
         }
     };
-    let fault = {
-        let mut faults = state.faults.lock().unwrap();
-        faults
-            .iter_mut()
-            .find(|f| f.path == path && f.page == page && f.times > 0)
-            .map(|f| {
-                f.times -= 1;
-                f.reply
-            })
-    };
-    match fault {
-        Some(Reply::TooManyRequests(after)) => {
+    let fault = take_fault(state, path, page);
+    if let Some(answer) = fault_answer(fault, &record, page).await {
+        return answer;
+    }
+    record(Some(page), 200);
+    (200, String::new(), body)
+}
+
+/// The next injected reply for `page` of `path`, if any is left.
+fn take_fault(state: &State, path: &str, page: usize) -> Option<Reply> {
+    let mut faults = state.faults.lock().unwrap();
+    faults
+        .iter_mut()
+        .find(|f| f.path == path && f.page == page && f.times > 0)
+        .map(|f| {
+            f.times -= 1;
+            f.reply
+        })
+}
+
+/// The answer an injected reply makes (`None`: answer normally, after a slow reply's delay).
+async fn fault_answer(
+    fault: Option<Reply>,
+    record: &impl Fn(Option<usize>, u16),
+    page: usize,
+) -> Option<(u16, String, String)> {
+    match fault? {
+        Reply::TooManyRequests(after) => {
             record(Some(page), 429);
             let extra = after
                 .map(|s| format!("retry-after: {s}\r\n"))
                 .unwrap_or_default();
-            (429, extra, error("too_many_requests", "Too many requests"))
+            Some((429, extra, error("too_many_requests", "Too many requests")))
         }
-        Some(Reply::Status(status)) => {
+        Reply::Status(status) => {
             record(Some(page), status);
-            (status, String::new(), error("internal_clerk_error", "Oops"))
+            Some((status, String::new(), error("internal_clerk_error", "Oops")))
         }
-        Some(Reply::Hang) => {
+        Reply::Hang => {
             record(Some(page), 0);
             std::future::pending::<()>().await;
             unreachable!()
         }
-        Some(Reply::Slow(delay)) => {
-            record(Some(page), 200);
+        Reply::Slow(delay) => {
             tokio::time::sleep(delay).await;
-            (200, String::new(), body)
-        }
-        None => {
-            record(Some(page), 200);
-            (200, String::new(), body)
+            None
         }
     }
 }

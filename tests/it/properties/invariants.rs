@@ -788,6 +788,8 @@ const TOMBSTONE_ATTRIBUTES: &[&str] = &[
     "deleted_at",
     "expires_at",
     "last_svix_id",
+    // `reconcile` on the reconcile's tombstones.
+    "source",
     "org_id",
     "user_id",
 ];
@@ -818,6 +820,8 @@ const EVENT_RECORD_ATTRIBUTES: &[&str] = &[
     "event_timestamp",
     "received_at",
     "expires_at",
+    // The envelope's instance, when it is an id (what a backfill's key is checked against).
+    "instance_id",
 ];
 
 /// The planner's rules for any decoded event, svix id, settings and clock: see each assert.
@@ -987,6 +991,7 @@ pub fn config_with(secrets: Vec<SigningSecret>, settings: Settings) -> Config {
         settings,
         metrics_namespace: "ClerkWebhooks".into(),
         warm_up: false,
+        instance_id: None,
     }
 }
 
