@@ -296,6 +296,7 @@ impl Backfill {
         }
 
         if state(&checkpoint).phase == Phase::Sweep {
+            let phase_started = Instant::now();
             let done = self
                 .sweep(kind, &store, &ledger, &mut checkpoint, &mut counts)
                 .await?;
@@ -309,12 +310,24 @@ impl Backfill {
                     false,
                 ));
             }
+            let s = state(&checkpoint);
+            tracing::info!(
+                kind = kind.as_str(),
+                live = s.live,
+                candidates = s.candidates,
+                found = s.found,
+                confirmed_gone = s.confirmed_gone,
+                unconfirmed = s.unconfirmed,
+                seconds = phase_started.elapsed().as_secs_f64(),
+                "reconcile: sweep done"
+            );
             state_mut(&mut checkpoint).phase = Phase::Tombstone;
             self.save_checkpoint(&checkpoint).await?;
         }
 
         let mut would_tombstone = Vec::new();
         if state(&checkpoint).phase == Phase::Tombstone {
+            let phase_started = Instant::now();
             let done = self
                 .tombstone(kind, &store, &ledger, &mut checkpoint, &mut would_tombstone)
                 .await?;
@@ -328,6 +341,14 @@ impl Backfill {
                     false,
                 ));
             }
+            let s = state(&checkpoint);
+            tracing::info!(
+                kind = kind.as_str(),
+                tombstoned = s.tombstoned,
+                refused = s.refused,
+                seconds = phase_started.elapsed().as_secs_f64(),
+                "reconcile: tombstones done"
+            );
             state_mut(&mut checkpoint).phase = Phase::Done;
             checkpoint.complete = true;
             self.save_checkpoint(&checkpoint).await?;

@@ -291,6 +291,11 @@ impl FakeClerk {
         f(&mut self.state.data.lock().unwrap());
     }
 
+    /// What the instance holds now.
+    pub fn data(&self) -> Data {
+        self.state.data.lock().unwrap().clone()
+    }
+
     /// Makes the key belong to another instance (`GET /v1/instance`).
     pub fn set_instance(&self, id: &str) {
         *self.state.instance.lock().unwrap() = id.to_owned();
