@@ -35,3 +35,5 @@ done
 echo "== 6. the notifier: CPU per record (criterion), then the 200 -> email latency and CPU per sign-up"
 cargo bench --bench notify
 NOTIFY_BENCH_INNER=1 perf/notify.sh --users 200
+echo "== 7. a reconcile of 10,000 users with 1 % ghosts, against the fake Backend API"
+RECONCILE_BENCH_INNER=1 perf/reconcile.sh
