@@ -45,19 +45,8 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
         .collect();
     metrics.push(json!({"Name": UNEXPECTED_ID_PREFIX, "Unit": "Count"}));
     metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": m.timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                // Per family, and once more without a dimension: the total that alarms watch.
-                "Dimensions": [["Family"], []],
-                "Metrics": metrics,
-            }],
-        }),
-    );
+    // Per family, and once more without a dimension: the total that alarms watch.
+    let mut root = line(namespace, json!([["Family"], []]), metrics, m.timestamp_ms);
     // Families come from verified Clerk types; cap the length so a dimension stays valid.
     let family: String = m.family.unwrap_or("none").chars().take(64).collect();
     root.insert("Family".into(), Value::String(family));
@@ -67,6 +56,29 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
     root.insert(UNEXPECTED_ID_PREFIX.into(), json!(m.unexpected_id_prefixes));
     root.insert("DurationMs".into(), json!(m.duration_ms));
     Value::Object(root)
+}
+
+/// An EMF line's `_aws` part: which of its fields are metrics, under which dimensions. The
+/// caller adds the dimensions' and the metrics' values.
+fn line(
+    namespace: &str,
+    dimensions: Value,
+    metrics: Vec<Value>,
+    timestamp_ms: i64,
+) -> Map<String, Value> {
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": dimensions,
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    root
 }
 
 /// Writes the line to stdout, where Lambda ships it to CloudWatch Logs as is.
@@ -92,18 +104,7 @@ pub fn notify_emf(namespace: &str, action: &str, outcome: &str, timestamp_ms: i6
         .iter()
         .map(|name| json!({"Name": name, "Unit": "Count"}))
         .collect();
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["Action"], []],
-                "Metrics": metrics,
-            }],
-        }),
-    );
+    let mut root = line(namespace, json!([["Action"], []]), metrics, timestamp_ms);
     root.insert("Action".into(), Value::String(action.to_owned()));
     for name in NOTIFY_OUTCOMES {
         root.insert(name.into(), json!(u8::from(name == outcome)));
@@ -151,24 +152,14 @@ pub fn backfill_emf(
                 k.seen,
                 k.written,
                 k.stale,
-                r.candidates,
-                r.confirmed_gone,
-                r.unconfirmed,
-                r.tombstoned,
-                r.refused,
+                r.counts.candidates,
+                r.counts.confirmed_gone,
+                r.counts.unconfirmed,
+                r.counts.tombstoned,
+                r.counts.refused,
             ];
-            let mut root = Map::new();
-            root.insert(
-                "_aws".into(),
-                json!({
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": namespace,
-                        "Dimensions": [["Mode", "Kind"], ["Mode"]],
-                        "Metrics": metrics,
-                    }],
-                }),
-            );
+            let dimensions = json!([["Mode", "Kind"], ["Mode"]]);
+            let mut root = line(namespace, dimensions, metrics.clone(), timestamp_ms);
             root.insert("Mode".into(), json!(mode));
             root.insert("Kind".into(), json!(k.kind.as_str()));
             for (name, value) in BACKFILL_METRICS.iter().zip(values) {

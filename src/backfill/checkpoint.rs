@@ -48,20 +48,27 @@ pub(crate) struct ReconcileState {
     /// The sweep: where the next scan page starts (a table key), pages done.
     pub scan_from: Option<Item>,
     pub sweep_pages: u64,
+    /// How far into the gone list the tombstones got.
+    pub tombstone_from: u64,
+    pub counts: ReconcileCounts,
+}
+
+/// What a reconcile of one kind found and did, over the whole run: kept in its checkpoint,
+/// reported in its summary and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileCounts {
     /// Live items of the kind the sweep read.
     pub live: u64,
     /// Live items the listing did not return, older than the run.
     pub candidates: u64,
-    /// Candidates whose lookup found them in Clerk after all: copied, not deleted.
+    /// Candidates Clerk still had: copied, not deleted.
     pub found: u64,
     /// Candidates Clerk says are gone (404; a membership absent from its user's list).
     pub confirmed_gone: u64,
     /// Candidates whose lookup failed: neither copied nor deleted.
     pub unconfirmed: u64,
-    /// The tombstone phase: tombstones written, how far into the gone list it got, and how
-    /// many it withheld (more than the bound allows).
     pub tombstoned: u64,
-    pub tombstone_from: u64,
+    /// Confirmed gone, but withheld: more than the bound allows.
     pub refused: u64,
 }
 
@@ -97,14 +104,8 @@ impl ReconcileState {
             phase: Phase::Listing,
             scan_from: None,
             sweep_pages: 0,
-            live: 0,
-            candidates: 0,
-            found: 0,
-            confirmed_gone: 0,
-            unconfirmed: 0,
-            tombstoned: 0,
             tombstone_from: 0,
-            refused: 0,
+            counts: ReconcileCounts::default(),
         }
     }
 }
@@ -175,14 +176,10 @@ impl Checkpoint {
             item["run_started_at"] = json!(r.run_started_ms);
             item["phase"] = json!(r.phase.as_str());
             item["sweep_pages"] = json!(r.sweep_pages);
-            item["live"] = json!(r.live);
-            item["candidates"] = json!(r.candidates);
-            item["found"] = json!(r.found);
-            item["confirmed_gone"] = json!(r.confirmed_gone);
-            item["unconfirmed"] = json!(r.unconfirmed);
-            item["tombstoned"] = json!(r.tombstoned);
             item["tombstone_from"] = json!(r.tombstone_from);
-            item["refused"] = json!(r.refused);
+            if let (Value::Object(item), Value::Object(counts)) = (&mut item, json!(r.counts)) {
+                item.extend(counts);
+            }
             if let Some(from) = &r.scan_from {
                 item["scan_from"] = Value::Object(from.clone());
             }
@@ -213,14 +210,16 @@ impl Checkpoint {
                     .ok_or("a reconcile checkpoint without a phase")?,
                 scan_from: item.get("scan_from").and_then(Value::as_object).cloned(),
                 sweep_pages: n("sweep_pages"),
-                live: n("live"),
-                candidates: n("candidates"),
-                found: n("found"),
-                confirmed_gone: n("confirmed_gone"),
-                unconfirmed: n("unconfirmed"),
-                tombstoned: n("tombstoned"),
                 tombstone_from: n("tombstone_from"),
-                refused: n("refused"),
+                counts: ReconcileCounts {
+                    live: n("live"),
+                    candidates: n("candidates"),
+                    found: n("found"),
+                    confirmed_gone: n("confirmed_gone"),
+                    unconfirmed: n("unconfirmed"),
+                    tombstoned: n("tombstoned"),
+                    refused: n("refused"),
+                },
             }),
         };
         Ok(Self {
@@ -288,8 +287,8 @@ mod tests {
         let state = cp.reconcile.as_mut().unwrap();
         state.phase = Phase::Sweep;
         state.scan_from = Some(Key::membership("org_1", "user_1").item());
-        state.live = 10;
-        state.confirmed_gone = 2;
+        state.counts.live = 10;
+        state.counts.confirmed_gone = 2;
         let item = cp.to_item(5);
         assert_eq!(item["pk"], json!("RECONCILE"));
         assert_eq!(item["sk"], json!("memberships"));

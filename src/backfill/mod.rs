@@ -224,7 +224,7 @@ impl Backfill {
         mut checkpoint: Checkpoint,
         ledger: Option<&reconcile::Ledger>,
     ) -> Result<(KindSummary, Checkpoint), BackfillError> {
-        let started = Instant::now();
+        let started = Started::now(self);
         let started_at = checkpoint.position();
         let total = match kind {
             Kind::Users => self.user_count().await,
@@ -237,11 +237,6 @@ impl Backfill {
             "backfill started a kind"
         );
         self.progress.start(kind, total, checkpoint.seen);
-        let stats = self.api.stats();
-        let (rate_limited, retries) = (
-            stats.rate_limited.load(Ordering::Relaxed),
-            stats.retries.load(Ordering::Relaxed),
-        );
         let mut counts = Counts::default();
         let mut prefetch = JoinSet::new();
         self.spawn_fetch(&mut prefetch, kind, &checkpoint);
@@ -300,7 +295,22 @@ impl Backfill {
                 break false;
             }
         };
-        let summary = KindSummary {
+        let summary = self.summarize(kind, started_at, counts, started, complete, None);
+        Ok((summary, checkpoint))
+    }
+
+    /// One kind's summary, for this invocation since `started`.
+    fn summarize(
+        &self,
+        kind: Kind,
+        started_at: String,
+        counts: Counts,
+        started: Started,
+        complete: bool,
+        reconcile: Option<reconcile::ReconcileSummary>,
+    ) -> KindSummary {
+        let stats = self.api.stats();
+        KindSummary {
             kind,
             started_at,
             seen: counts.seen,
@@ -308,13 +318,12 @@ impl Backfill {
             stale: counts.stale,
             skipped: counts.skipped,
             pages: counts.pages,
-            rate_limited: stats.rate_limited.load(Ordering::Relaxed) - rate_limited,
-            retries: stats.retries.load(Ordering::Relaxed) - retries,
-            seconds: started.elapsed().as_secs_f64(),
+            rate_limited: stats.rate_limited.load(Ordering::Relaxed) - started.rate_limited,
+            retries: stats.retries.load(Ordering::Relaxed) - started.retries,
+            seconds: started.at.elapsed().as_secs_f64(),
             complete,
-            reconcile: None,
-        };
-        Ok((summary, checkpoint))
+            reconcile,
+        }
     }
 
     /// Whether the invocation's deadline (Lambda) is closer than the margin.
@@ -562,6 +571,25 @@ fn advance(checkpoint: &mut Checkpoint, page: &Page) -> Result<(), BackfillError
     Ok(())
 }
 
+/// When a kind's run started, and the API's counters then.
+#[derive(Clone, Copy)]
+struct Started {
+    at: Instant,
+    rate_limited: u64,
+    retries: u64,
+}
+
+impl Started {
+    fn now(backfill: &Backfill) -> Self {
+        let stats = backfill.api.stats();
+        Self {
+            at: Instant::now(),
+            rate_limited: stats.rate_limited.load(Ordering::Relaxed),
+            retries: stats.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     seen: u64,
@@ -636,13 +664,13 @@ impl fmt::Display for Summary {
                     f,
                     "{:<14}{:>9}{:>11}{:>8}{:>8}{:>12}{:>12}{:>9}",
                     k.kind.as_str(),
-                    HumanCount(r.live).to_string(),
-                    HumanCount(r.candidates).to_string(),
-                    HumanCount(r.found).to_string(),
-                    HumanCount(r.confirmed_gone).to_string(),
-                    HumanCount(r.unconfirmed).to_string(),
-                    HumanCount(r.tombstoned).to_string(),
-                    HumanCount(r.refused).to_string(),
+                    HumanCount(r.counts.live).to_string(),
+                    HumanCount(r.counts.candidates).to_string(),
+                    HumanCount(r.counts.found).to_string(),
+                    HumanCount(r.counts.confirmed_gone).to_string(),
+                    HumanCount(r.counts.unconfirmed).to_string(),
+                    HumanCount(r.counts.tombstoned).to_string(),
+                    HumanCount(r.counts.refused).to_string(),
                 )?;
             }
             for (k, r) in self
@@ -650,16 +678,16 @@ impl fmt::Display for Summary {
                 .iter()
                 .filter_map(|k| Some((k, k.reconcile.as_ref()?)))
             {
-                if r.refused > 0 {
+                if r.counts.refused > 0 {
                     writeln!(
                         f,
                         "{}: {} confirmed gone is more than the bound ({}: {} % of {} live, at least {}); \
                          nothing tombstoned. Check, then run again with --allow-mass-delete",
                         k.kind.as_str(),
-                        HumanCount(r.refused),
-                        HumanCount(reconcile::deletion_bound(r.live)),
+                        HumanCount(r.counts.refused),
+                        HumanCount(reconcile::deletion_bound(r.counts.live)),
                         reconcile::BOUND_PERCENT,
-                        HumanCount(r.live),
+                        HumanCount(r.counts.live),
                         reconcile::BOUND_FLOOR,
                     )?;
                 }

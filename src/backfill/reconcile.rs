@@ -21,16 +21,16 @@
 //! candidates, and a candidate Clerk still has is copied, not deleted.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use super::checkpoint::ReconcileCounts;
 use super::checkpoint::{Checkpoint, Phase, ReconcileState};
 use super::objects::{self, Copier};
-use super::{now_ms, write, Backfill, BackfillError, Counts, Kind, KindSummary};
+use super::{now_ms, write, Backfill, BackfillError, Counts, Kind, KindSummary, Started};
 use crate::clerk_api::ApiError;
 use crate::event::{is_key_safe, Event};
 use crate::plan::plan_reconcile;
@@ -50,39 +50,14 @@ pub fn deletion_bound(live: u64) -> u64 {
     (live * BOUND_PERCENT / 100).max(BOUND_FLOOR)
 }
 
-/// One kind's reconcile numbers, in the summary (the run's totals, across invocations).
+/// One kind's reconcile numbers, in the summary: the run's totals, across invocations.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReconcileSummary {
-    /// Live items of the kind the sweep read.
-    pub live: u64,
-    /// Live items the listing did not return, older than the run.
-    pub candidates: u64,
-    /// Candidates Clerk still had: copied.
-    pub found: u64,
-    pub confirmed_gone: u64,
-    /// Candidates whose lookup failed: left alone.
-    pub unconfirmed: u64,
-    pub tombstoned: u64,
-    /// Confirmed gone, but withheld: more than the bound.
-    pub refused: u64,
+    #[serde(flatten)]
+    pub counts: ReconcileCounts,
     /// In a dry run, the ids it would tombstone (ids only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_tombstone: Vec<String>,
-}
-
-impl ReconcileSummary {
-    fn of(state: &ReconcileState) -> Self {
-        Self {
-            live: state.live,
-            candidates: state.candidates,
-            found: state.found,
-            confirmed_gone: state.confirmed_gone,
-            unconfirmed: state.unconfirmed,
-            tombstoned: state.tombstoned,
-            refused: state.refused,
-            would_tombstone: Vec::new(),
-        }
-    }
 }
 
 /// The `entity` of the kind's items.
@@ -241,37 +216,52 @@ impl Backfill {
         let Some(store) = self.store.clone() else {
             return Err(BackfillError::NoTable);
         };
+        let mut checkpoint = self.load_reconcile(kind, &store).await?;
+        let started_at = match state(&checkpoint).phase {
+            Phase::Listing => checkpoint.position(),
+            phase => format!("the {} phase", phase_name(phase)),
+        };
+        let mut counts = Counts::default();
+        let mut would_tombstone = Vec::new();
+        let fresh = checkpoint.pages == 0 && state(&checkpoint).phase == Phase::Listing;
+        let complete = if self.options.resume_only && fresh {
+            tracing::info!(kind = kind.as_str(), "no reconcile to resume");
+            true
+        } else {
+            self.run_phases(
+                kind,
+                &store,
+                &mut checkpoint,
+                &mut counts,
+                &mut would_tombstone,
+            )
+            .await?
+        };
+        let reconcile = ReconcileSummary {
+            counts: state(&checkpoint).counts,
+            would_tombstone,
+        };
+        Ok(self.summarize(kind, started_at, counts, started, complete, Some(reconcile)))
+    }
+
+    /// The phases from where `checkpoint` stands; `Ok(false)` when the deadline stopped
+    /// them (the checkpoint is saved where they stand).
+    async fn run_phases(
+        &self,
+        kind: Kind,
+        store: &Store,
+        checkpoint: &mut Checkpoint,
+        counts: &mut Counts,
+        would_tombstone: &mut Vec<String>,
+    ) -> Result<bool, BackfillError> {
         let ledger = match self.options.dry_run {
             true => Ledger::Memory(Mutex::default()),
             false => Ledger::Table(store.clone()),
         };
-        let mut checkpoint = self.load_reconcile(kind, &store).await?;
-        let started_at = match &checkpoint.reconcile {
-            Some(state) if state.phase != Phase::Listing => {
-                format!("the {} phase", phase_name(state.phase))
-            }
-            _ => checkpoint.position(),
-        };
-        let fresh = checkpoint.pages == 0
-            && checkpoint
-                .reconcile
-                .as_ref()
-                .is_some_and(|s| s.phase == Phase::Listing);
-        if self.options.resume_only && fresh {
-            tracing::info!(kind = kind.as_str(), "no reconcile to resume");
-            return Ok(self.kind_summary(
-                kind,
-                started_at,
-                &checkpoint,
-                Counts::default(),
-                started,
-                true,
-            ));
-        }
-        let mut counts = Counts::default();
-
-        if state(&checkpoint).phase == Phase::Listing {
-            let (listed, next) = self.list_kind(kind, checkpoint, Some(&ledger)).await?;
+        if state(checkpoint).phase == Phase::Listing {
+            let (listed, next) = self
+                .list_kind(kind, checkpoint.clone(), Some(&ledger))
+                .await?;
             counts.add(&Counts {
                 seen: listed.seen,
                 written: listed.written,
@@ -279,38 +269,20 @@ impl Backfill {
                 skipped: listed.skipped,
                 pages: listed.pages,
             });
-            checkpoint = next;
+            *checkpoint = next;
             if !checkpoint.complete {
-                return Ok(self.kind_summary(
-                    kind,
-                    started_at,
-                    &checkpoint,
-                    counts,
-                    started,
-                    false,
-                ));
+                return Ok(false);
             }
             checkpoint.complete = false;
-            state_mut(&mut checkpoint).phase = Phase::Sweep;
-            self.save_checkpoint(&checkpoint).await?;
+            state_mut(checkpoint).phase = Phase::Sweep;
+            self.save_checkpoint(checkpoint).await?;
         }
-
-        if state(&checkpoint).phase == Phase::Sweep {
+        if state(checkpoint).phase == Phase::Sweep {
             let phase_started = Instant::now();
-            let done = self
-                .sweep(kind, &store, &ledger, &mut checkpoint, &mut counts)
-                .await?;
-            if !done {
-                return Ok(self.kind_summary(
-                    kind,
-                    started_at,
-                    &checkpoint,
-                    counts,
-                    started,
-                    false,
-                ));
+            if !self.sweep(kind, store, &ledger, checkpoint, counts).await? {
+                return Ok(false);
             }
-            let s = state(&checkpoint);
+            let s = state(checkpoint).counts;
             tracing::info!(
                 kind = kind.as_str(),
                 live = s.live,
@@ -321,27 +293,18 @@ impl Backfill {
                 seconds = phase_started.elapsed().as_secs_f64(),
                 "reconcile: sweep done"
             );
-            state_mut(&mut checkpoint).phase = Phase::Tombstone;
-            self.save_checkpoint(&checkpoint).await?;
+            state_mut(checkpoint).phase = Phase::Tombstone;
+            self.save_checkpoint(checkpoint).await?;
         }
-
-        let mut would_tombstone = Vec::new();
-        if state(&checkpoint).phase == Phase::Tombstone {
+        if state(checkpoint).phase == Phase::Tombstone {
             let phase_started = Instant::now();
-            let done = self
-                .tombstone(kind, &store, &ledger, &mut checkpoint, &mut would_tombstone)
-                .await?;
-            if !done {
-                return Ok(self.kind_summary(
-                    kind,
-                    started_at,
-                    &checkpoint,
-                    counts,
-                    started,
-                    false,
-                ));
+            if !self
+                .tombstone(kind, store, &ledger, checkpoint, would_tombstone)
+                .await?
+            {
+                return Ok(false);
             }
-            let s = state(&checkpoint);
+            let s = state(checkpoint).counts;
             tracing::info!(
                 kind = kind.as_str(),
                 tombstoned = s.tombstoned,
@@ -349,15 +312,11 @@ impl Backfill {
                 seconds = phase_started.elapsed().as_secs_f64(),
                 "reconcile: tombstones done"
             );
-            state_mut(&mut checkpoint).phase = Phase::Done;
+            state_mut(checkpoint).phase = Phase::Done;
             checkpoint.complete = true;
-            self.save_checkpoint(&checkpoint).await?;
+            self.save_checkpoint(checkpoint).await?;
         }
-        let mut summary = self.kind_summary(kind, started_at, &checkpoint, counts, started, true);
-        if let Some(reconcile) = summary.reconcile.as_mut() {
-            reconcile.would_tombstone = would_tombstone;
-        }
-        Ok(summary)
+        Ok(true)
     }
 
     /// The checkpoint to go on from: an unfinished run's, or a new run's (after a finished
@@ -406,23 +365,23 @@ impl Backfill {
             let (items, next) = store.scan_live(entity(kind), attributes, from).await?;
             let mut gone = Vec::new();
             for item in &items {
-                state_mut(checkpoint).live += 1;
+                state_mut(checkpoint).counts.live += 1;
                 if !is_candidate(kind, item, &listed, run) {
                     continue;
                 }
-                state_mut(checkpoint).candidates += 1;
+                state_mut(checkpoint).counts.candidates += 1;
                 let id = item.get("id").and_then(Value::as_str).unwrap_or("-");
                 match self.lookup(kind, item).await {
                     Lookup::Found(object) => {
-                        state_mut(checkpoint).found += 1;
+                        state_mut(checkpoint).counts.found += 1;
                         self.copy_found(kind, object, counts).await?;
                     }
                     Lookup::Gone => {
-                        state_mut(checkpoint).confirmed_gone += 1;
+                        state_mut(checkpoint).counts.confirmed_gone += 1;
                         gone.extend(gone_entry(kind, item));
                     }
                     Lookup::Failed(error) => {
-                        state_mut(checkpoint).unconfirmed += 1;
+                        state_mut(checkpoint).counts.unconfirmed += 1;
                         tracing::warn!(kind = kind.as_str(), id, %error,
                             "a candidate's lookup failed; it is neither copied nor deleted");
                     }
@@ -514,10 +473,10 @@ impl Backfill {
         let gone = ledger
             .load(&reconcile_run(kind.as_str(), run), "GONE")
             .await?;
-        let live = state(checkpoint).live;
+        let live = state(checkpoint).counts.live;
         let bound = deletion_bound(live);
         if gone.len() as u64 > bound && !self.options.allow_mass_delete {
-            state_mut(checkpoint).refused = gone.len() as u64;
+            state_mut(checkpoint).counts.refused = gone.len() as u64;
             tracing::error!(
                 kind = kind.as_str(),
                 confirmed_gone = gone.len(),
@@ -552,7 +511,7 @@ impl Backfill {
                 continue;
             };
             if store.apply(&plan).await? == Outcome::Applied {
-                state_mut(checkpoint).tombstoned += 1;
+                state_mut(checkpoint).counts.tombstoned += 1;
             }
             let id = entry.rsplit('#').next().unwrap_or("-");
             tracing::info!(
@@ -563,51 +522,6 @@ impl Backfill {
         }
         state_mut(checkpoint).tombstone_from = gone.len() as u64;
         Ok(true)
-    }
-
-    fn kind_summary(
-        &self,
-        kind: Kind,
-        started_at: String,
-        checkpoint: &Checkpoint,
-        counts: Counts,
-        started: Started,
-        complete: bool,
-    ) -> KindSummary {
-        let stats = self.api.stats();
-        KindSummary {
-            kind,
-            started_at,
-            seen: counts.seen,
-            written: counts.written,
-            stale: counts.stale,
-            skipped: counts.skipped,
-            pages: counts.pages,
-            rate_limited: stats.rate_limited.load(Ordering::Relaxed) - started.rate_limited,
-            retries: stats.retries.load(Ordering::Relaxed) - started.retries,
-            seconds: started.at.elapsed().as_secs_f64(),
-            complete,
-            reconcile: checkpoint.reconcile.as_ref().map(ReconcileSummary::of),
-        }
-    }
-}
-
-/// When a kind's reconcile started, and the API's counters then.
-#[derive(Clone, Copy)]
-struct Started {
-    at: Instant,
-    rate_limited: u64,
-    retries: u64,
-}
-
-impl Started {
-    fn now(backfill: &Backfill) -> Self {
-        let stats = backfill.api.stats();
-        Self {
-            at: Instant::now(),
-            rate_limited: stats.rate_limited.load(Ordering::Relaxed),
-            retries: stats.retries.load(Ordering::Relaxed),
-        }
     }
 }
 

@@ -55,3 +55,63 @@ fn the_checker_rejects_what_cloudwatch_rejects() {
     }
     assert_eq!(validate(&good), Ok(()));
 }
+
+/// The notifier's and the backfill's lines pass the same checker.
+#[test]
+fn the_notifier_and_backfill_lines_are_valid_emf_too() {
+    use clerk_webhooks::backfill::reconcile::{ReconcileCounts, ReconcileSummary};
+    use clerk_webhooks::backfill::{Kind, KindSummary, Summary};
+    use clerk_webhooks::metrics::{backfill_emf, notify_emf, NOTIFY_OUTCOMES};
+    for outcome in NOTIFY_OUTCOMES {
+        let line = notify_emf(DEFAULT_NAMESPACE, "welcome_email", outcome, 1);
+        validate(&line).unwrap_or_else(|e| panic!("{outcome}: {e}: {line}"));
+    }
+    let kind = |kind, reconcile| KindSummary {
+        kind,
+        started_at: "the first user".into(),
+        seen: 10,
+        written: 2,
+        stale: 8,
+        skipped: 0,
+        pages: 1,
+        rate_limited: 0,
+        retries: 0,
+        seconds: 1.5,
+        complete: true,
+        reconcile,
+    };
+    let counts = ReconcileCounts {
+        live: 10,
+        candidates: 1,
+        confirmed_gone: 1,
+        tombstoned: 1,
+        ..ReconcileCounts::default()
+    };
+    let summary = Summary {
+        dry_run: false,
+        reconcile: true,
+        instance_id: "ins_1".into(),
+        kinds: vec![
+            kind(
+                Kind::Users,
+                Some(ReconcileSummary {
+                    counts,
+                    would_tombstone: vec![],
+                }),
+            ),
+            kind(Kind::Organizations, None),
+        ],
+        seconds: 2.0,
+        written: 2,
+        written_per_second: 1.0,
+        complete: true,
+    };
+    let lines = backfill_emf(DEFAULT_NAMESPACE, &summary, 1);
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        validate(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(line["Mode"], json!("reconcile"));
+    }
+    assert_eq!(lines[0]["BackfillTombstoned"], json!(1));
+    assert_eq!(lines[1]["BackfillListed"], json!(10));
+}
