@@ -26,7 +26,9 @@ mkdir -p "$iam_dir"
 export CLERK_WEBHOOKS_IAM_DIR="$iam_dir"
 
 # pipefail: the status is cargo test's, not tee's.
-scripts/dynamodb-local.sh run cargo test "$@" 2>&1 | tee "$audit_dir/cargo-test.log"
+# --tests: the library, the bins and tests/it, not the examples (tools, each linking the
+# AWS SDK again; clippy --all-targets checks they build).
+scripts/dynamodb-local.sh run cargo test --tests "$@" 2>&1 | tee "$audit_dir/cargo-test.log"
 
 # With arguments (a filtered run), not every test ran: skip the IAM check (a call no test
 # made would look like an unneeded grant) and audit what there is.
