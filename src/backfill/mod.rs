@@ -133,6 +133,10 @@ pub struct Summary {
     pub instance_id: String,
     pub kinds: Vec<KindSummary>,
     pub seconds: f64,
+    /// Objects read from the Backend API's lists, every kind.
+    pub listed: u64,
+    /// A reconcile's pace: most of what it lists is already in the table, so it writes little.
+    pub listed_per_second: f64,
     pub written: u64,
     pub written_per_second: f64,
     /// Every kind reached the end of its list; otherwise run it again to continue.
@@ -188,17 +192,22 @@ impl Backfill {
         }
         let seconds = started.elapsed().as_secs_f64();
         let written = kinds.iter().map(|k| k.written).sum();
+        let listed = kinds.iter().map(|k| k.seen).sum();
         let summary = Summary {
             dry_run: self.options.dry_run,
             reconcile: self.options.reconcile,
             instance_id,
             complete: kinds.len() == self.options.kinds.len() && kinds.iter().all(|k| k.complete),
             written_per_second: per_second(written, started.elapsed()),
+            listed_per_second: per_second(listed, started.elapsed()),
             kinds,
             seconds,
+            listed,
             written,
         };
         tracing::info!(
+            listed = summary.listed,
+            listed_per_second = summary.listed_per_second.round() as u64,
             written = summary.written,
             seconds = summary.seconds,
             written_per_second = summary.written_per_second.round() as u64,
@@ -703,18 +712,43 @@ impl fmt::Display for Summary {
             }
         }
         let verb = if self.dry_run { "would write" } else { "wrote" };
-        write!(
-            f,
-            "{verb} {} objects in {:.1} s ({}/s){}",
-            HumanCount(self.written),
-            self.seconds,
-            HumanCount(self.written_per_second.round() as u64),
-            if self.complete {
-                ""
+        if self.reconcile {
+            // A reconcile mostly finds what it lists already in the table: its pace is the
+            // listing's, and what it changed is the copies and the tombstones.
+            let tombstone_verb = if self.dry_run {
+                "would tombstone"
             } else {
-                "; not finished: run again to continue from the checkpoint"
-            }
-        )
+                "tombstoned"
+            };
+            let tombstones: u64 = (self.kinds.iter())
+                .filter_map(|k| k.reconcile.as_ref())
+                .map(|r| match self.dry_run {
+                    true => r.would_tombstone.len() as u64,
+                    false => r.counts.tombstoned,
+                })
+                .sum();
+            write!(
+                f,
+                "listed {} objects in {:.1} s ({}/s); {verb} {}, {tombstone_verb} {}",
+                HumanCount(self.listed),
+                self.seconds,
+                HumanCount(self.listed_per_second.round() as u64),
+                HumanCount(self.written),
+                HumanCount(tombstones),
+            )?;
+        } else {
+            write!(
+                f,
+                "{verb} {} objects in {:.1} s ({}/s)",
+                HumanCount(self.written),
+                self.seconds,
+                HumanCount(self.written_per_second.round() as u64),
+            )?;
+        }
+        if !self.complete {
+            f.write_str("; not finished: run again to continue from the checkpoint")?;
+        }
+        Ok(())
     }
 }
 
@@ -770,9 +804,8 @@ mod tests {
         assert!(advance(&mut Checkpoint::new(Kind::Users), &bad).is_err());
     }
 
-    #[test]
-    fn the_summary_table() {
-        let summary = Summary {
+    fn users_summary() -> Summary {
+        Summary {
             dry_run: false,
             kinds: vec![KindSummary {
                 kind: Kind::Users,
@@ -791,14 +824,65 @@ mod tests {
             instance_id: "ins_1".into(),
             reconcile: false,
             seconds: 1.5,
+            listed: 1_200,
+            listed_per_second: 800.0,
             written: 1_199,
             written_per_second: 799.3,
             complete: true,
-        };
-        let text = summary.to_string();
+        }
+    }
+
+    #[test]
+    fn the_summary_table() {
+        let text = users_summary().to_string();
         assert!(text.contains("users             1,200     1,199       1        0      3      1        0      1.2  the first user"), "{text}");
         assert!(
             text.ends_with("wrote 1,199 objects in 1.5 s (799/s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_reconcile_ends_with_its_listing_pace_and_its_tombstones() {
+        let mut summary = users_summary();
+        summary.reconcile = true;
+        summary.written = 0;
+        summary.kinds[0].reconcile = Some(reconcile::ReconcileSummary {
+            counts: checkpoint::ReconcileCounts {
+                live: 1_200,
+                candidates: 13,
+                confirmed_gone: 12,
+                found: 1,
+                tombstoned: 12,
+                ..checkpoint::ReconcileCounts::default()
+            },
+            would_tombstone: vec![],
+        });
+        let text = summary.to_string();
+        assert!(
+            text.contains("users             1,200         13       1      12           0          12        0"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("listed 1,200 objects in 1.5 s (800/s); wrote 0, tombstoned 12"),
+            "{text}"
+        );
+
+        summary.dry_run = true;
+        summary.complete = false;
+        let kind = summary.kinds[0].reconcile.as_mut().unwrap();
+        kind.counts.tombstoned = 0;
+        kind.would_tombstone = vec!["user_1".into(), "user_2".into()];
+        let text = summary.to_string();
+        assert!(
+            text.contains("users: would tombstone 2: user_1 user_2"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "listed 1,200 objects in 1.5 s (800/s); would write 0, would tombstone 2; \
+                 not finished: run again to continue from the checkpoint"
+            ),
             "{text}"
         );
     }

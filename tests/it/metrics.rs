@@ -102,6 +102,8 @@ fn the_notifier_and_backfill_lines_are_valid_emf_too() {
             kind(Kind::Organizations, None),
         ],
         seconds: 2.0,
+        listed: 2,
+        listed_per_second: 1.0,
         written: 2,
         written_per_second: 1.0,
         complete: true,
