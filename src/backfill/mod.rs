@@ -190,7 +190,8 @@ impl Backfill {
                 break; // out of time: the next invocation resumes here
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
+        // One reading of the clock, so the rates agree with `seconds`.
+        let elapsed = started.elapsed();
         let written = kinds.iter().map(|k| k.written).sum();
         let listed = kinds.iter().map(|k| k.seen).sum();
         let summary = Summary {
@@ -198,10 +199,10 @@ impl Backfill {
             reconcile: self.options.reconcile,
             instance_id,
             complete: kinds.len() == self.options.kinds.len() && kinds.iter().all(|k| k.complete),
-            written_per_second: per_second(written, started.elapsed()),
-            listed_per_second: per_second(listed, started.elapsed()),
+            written_per_second: per_second(written, elapsed),
+            listed_per_second: per_second(listed, elapsed),
             kinds,
-            seconds,
+            seconds: elapsed.as_secs_f64(),
             listed,
             written,
         };
