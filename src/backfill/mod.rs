@@ -712,20 +712,22 @@ impl fmt::Display for Summary {
                 }
             }
         }
-        let verb = if self.dry_run { "would write" } else { "wrote" };
+        let (verb, tombstone_verb) = if self.dry_run {
+            ("would write", "would tombstone")
+        } else {
+            ("wrote", "tombstoned")
+        };
         if self.reconcile {
             // A reconcile mostly finds what it lists already in the table: its pace is the
             // listing's, and what it changed is the copies and the tombstones.
-            let tombstone_verb = if self.dry_run {
-                "would tombstone"
-            } else {
-                "tombstoned"
-            };
             let tombstones: u64 = (self.kinds.iter())
                 .filter_map(|k| k.reconcile.as_ref())
-                .map(|r| match self.dry_run {
-                    true => r.would_tombstone.len() as u64,
-                    false => r.counts.tombstoned,
+                .map(|r| {
+                    if self.dry_run {
+                        r.would_tombstone.len() as u64
+                    } else {
+                        r.counts.tombstoned
+                    }
                 })
                 .sum();
             write!(
