@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 /// Lambda's record for an item written with no old image (an INSERT).
 fn record(item: &Item, sequence_number: &str) -> Value {
-    let image: serde_dynamo::Item = serde_dynamo::to_item(item).unwrap();
+    let image = serde_dynamo::Item::from(item.clone());
     json!({
         "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
         "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
@@ -38,7 +38,7 @@ fn record(item: &Item, sequence_number: &str) -> Value {
 
 fn notify(c: &mut Criterion) {
     let path = format!("{}/events/user.created.json", env!("CARGO_MANIFEST_DIR"));
-    let event = Event::decode(&std::fs::read(path).unwrap()).unwrap();
+    let event = Event::decode(&std::fs::read(path).unwrap(), 1_716_883_201_000).unwrap();
     let now_ms = event.timestamp_ms;
     let planned = plan(&event, "msg_bench", &Settings::default(), now_ms).unwrap();
     let (mut event_record, mut user) = (None, None);
@@ -71,7 +71,7 @@ fn notify(c: &mut Criterion) {
         b.iter(|| {
             let image: serde_dynamo::Item =
                 serde_json::from_value(black_box(&user)["dynamodb"]["NewImage"].clone()).unwrap();
-            let item: Item = serde_dynamo::from_item(image).unwrap();
+            let item: Item = image.into();
             black_box(item)
         })
     });

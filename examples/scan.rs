@@ -1,7 +1,7 @@
 //! Prints every item of the local table as one JSON object per line (`make scan`).
 //! Development only: it prints personal data, which the function itself never logs.
+use clerk_webhooks::table::encoding;
 use clerk_webhooks::{config::TABLE_VAR, store};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +14,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .items()
         .send();
     while let Some(item) = pages.next().await {
-        let item: Value = serde_dynamo::from_item(item?)?;
+        // `data` decoded, whichever form the item holds it in.
+        let item = serde_json::Value::Object(encoding::to_json(&item?)?);
         println!("{item}");
     }
     Ok(())

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use http::{StatusCode, Uri};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::backoff;
 use crate::config::ConfigError;
@@ -181,10 +182,11 @@ pub enum ApiError {
     Tls(String),
 }
 
-/// One page of a list endpoint.
-#[derive(Debug, Clone, PartialEq)]
+/// One page of a list endpoint. Each object is its exact JSON text: no depth, number or key
+/// that Clerk stores can fail the page.
+#[derive(Debug, Clone)]
 pub struct Page {
-    pub objects: Vec<Value>,
+    pub objects: Vec<Box<RawValue>>,
     /// `total_count` where the endpoint returns one (organizations, memberships).
     pub total_count: Option<u64>,
 }
@@ -230,25 +232,28 @@ impl ClerkApi {
 
     /// `GET /v1/users`, oldest first, the page after the user `starting_after`.
     pub async fn users(&self, limit: u32, starting_after: Option<&str>) -> Result<Page, ApiError> {
-        let value = self
+        let body = self
             .get("/v1/users", &users_query(limit, starting_after))
             .await?;
-        match value {
-            Value::Array(objects) => Ok(Page {
+        match serde_json::from_str(&body) {
+            Ok(objects) => Ok(Page {
                 objects,
                 total_count: None,
             }),
-            _ => Err(unexpected("/v1/users", "not a JSON array")),
+            Err(_) => Err(unexpected("/v1/users", "not a JSON array")),
         }
     }
 
     /// `GET /v1/users/count`: how many users a full run will copy (for the progress bar).
     pub(crate) async fn user_count(&self) -> Result<u64, ApiError> {
-        let value = self.get("/v1/users/count", &[]).await?;
-        value
-            .get("total_count")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| unexpected("/v1/users/count", "no total_count"))
+        #[derive(Deserialize)]
+        struct Count {
+            total_count: u64,
+        }
+        let body = self.get("/v1/users/count", &[]).await?;
+        serde_json::from_str::<Count>(&body)
+            .map(|c| c.total_count)
+            .map_err(|_| unexpected("/v1/users/count", "no total_count"))
     }
 
     /// `GET /v1/organizations`, oldest first, from `offset`.
@@ -264,30 +269,36 @@ impl ClerkApi {
 
     /// `GET /v1/instance`: the id (`ins_…`) of the instance the key belongs to.
     pub async fn instance(&self) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Instance {
+            id: String,
+        }
         let path = "/v1/instance";
-        let value = self.get(path, &[]).await?;
-        value
-            .get("id")
-            .and_then(Value::as_str)
+        let body = self.get(path, &[]).await?;
+        serde_json::from_str::<Instance>(&body)
+            .ok()
+            .map(|i| i.id)
             .filter(|id| crate::event::is_key_safe(id))
-            .map(str::to_owned)
             .ok_or_else(|| unexpected(path, "no instance id"))
     }
 
     /// `GET /v1/users/{id}`: the user, or `None` when Clerk answers 404 (deleted, or never
     /// existed).
-    pub async fn user(&self, user_id: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn user(&self, user_id: &str) -> Result<Option<Box<RawValue>>, ApiError> {
         self.lookup(&format!("/v1/users/{user_id}")).await
     }
 
     /// `GET /v1/organizations/{id}`, or `None` on a 404.
-    pub async fn organization(&self, org_id: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn organization(&self, org_id: &str) -> Result<Option<Box<RawValue>>, ApiError> {
         self.lookup(&format!("/v1/organizations/{org_id}")).await
     }
 
     /// `GET /v1/users/{id}/organization_memberships`, every page: the user's memberships, or
     /// `None` when the user is gone (404).
-    pub async fn user_memberships(&self, user_id: &str) -> Result<Option<Vec<Value>>, ApiError> {
+    pub async fn user_memberships(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<Vec<Box<RawValue>>>, ApiError> {
         let path = format!("/v1/users/{user_id}/organization_memberships");
         let mut all = Vec::new();
         loop {
@@ -305,9 +316,11 @@ impl ClerkApi {
     }
 
     /// A GET of one object: `None` on a 404, anything else as [`Self::get`] has it.
-    async fn lookup(&self, path: &str) -> Result<Option<Value>, ApiError> {
+    async fn lookup(&self, path: &str) -> Result<Option<Box<RawValue>>, ApiError> {
         match self.get(path, &[]).await {
-            Ok(value) if value.is_object() => Ok(Some(value)),
+            Ok(body) if body.trim_start().starts_with('{') => Ok(Some(
+                RawValue::from_string(body).expect("checked as JSON by classify"),
+            )),
             Ok(_) => Err(unexpected(path, "not a JSON object")),
             Err(ApiError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
@@ -316,22 +329,31 @@ impl ClerkApi {
 
     /// `{data, total_count}` endpoints, paged with `limit` and `offset`.
     async fn list(&self, path: &str, limit: u32, offset: u64) -> Result<Page, ApiError> {
-        let value = self.get(path, &offset_query(limit, offset)).await?;
-        let total_count = value.get("total_count").and_then(Value::as_u64);
-        match value {
-            Value::Object(mut map) => match map.remove("data") {
-                Some(Value::Array(objects)) => Ok(Page {
-                    objects,
-                    total_count,
-                }),
-                _ => Err(unexpected(path, "no data array")),
-            },
-            _ => Err(unexpected(path, "not a JSON object")),
+        #[derive(Deserialize)]
+        struct List {
+            data: Vec<Box<RawValue>>,
+            #[serde(default)]
+            total_count: Option<Box<RawValue>>,
         }
+        let body = self.get(path, &offset_query(limit, offset)).await?;
+        if !body.trim_start().starts_with('{') {
+            return Err(unexpected(path, "not a JSON object"));
+        }
+        let list: List =
+            serde_json::from_str(&body).map_err(|_| unexpected(path, "no data array"))?;
+        // A total that is not a count is no reason to lose the page.
+        let total_count = list
+            .total_count
+            .and_then(|t| serde_json::from_str::<u64>(t.get()).ok());
+        Ok(Page {
+            objects: list.data,
+            total_count,
+        })
     }
 
     /// One GET, retried as the module documentation says.
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
+    /// The body of a successful answer is valid JSON, returned as its text.
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<String, ApiError> {
         let request = self
             .request(path, query)
             .map_err(|_| unexpected(path, "cannot build the URL"))?;
@@ -462,21 +484,14 @@ impl ClerkApi {
 /// What to do with one answer. Pure, so every branch is unit-tested.
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    Done(Value),
+    /// A success with a JSON body (checked without building it, so any depth passes).
+    Done(String),
     /// `429`: wait (as `Retry-After` says, else back off) and ask again; not a failure.
-    RateLimited {
-        wait: Option<Duration>,
-    },
+    RateLimited { wait: Option<Duration> },
     /// A failure worth retrying; `at_least` honours a 503's `Retry-After`.
-    Retry {
-        reason: String,
-        at_least: Duration,
-    },
+    Retry { reason: String, at_least: Duration },
     /// Retrying cannot help.
-    Fail {
-        status: u16,
-        code: Option<String>,
-    },
+    Fail { status: u16, code: Option<String> },
 }
 
 fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryPolicy) -> Verdict {
@@ -484,8 +499,8 @@ fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryP
         .and_then(http_client::retry_after)
         .map(|d| d.min(policy.max_retry_after));
     match StatusCode::from_u16(status) {
-        Ok(s) if s.is_success() => match serde_json::from_slice(body) {
-            Ok(value) => Verdict::Done(value),
+        Ok(s) if s.is_success() => match serde_json::from_slice::<&RawValue>(body) {
+            Ok(json) => Verdict::Done(json.get().to_owned()),
             // A 200 that is not JSON is a broken answer (a proxy, a cut-off body): ask again.
             Err(_) => Verdict::Retry {
                 reason: format!("{status} with a body that is not JSON"),
@@ -506,7 +521,7 @@ fn classify(status: u16, retry_after: Option<&str>, body: &[u8], policy: &RetryP
 
 /// The first `errors[].code` of a Clerk error body: safe to log, unlike its messages.
 fn error_code(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let code = value.get("errors")?.get(0)?.get("code")?.as_str()?;
     code.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -546,7 +561,6 @@ pub(crate) fn offset_query(limit: u32, offset: u64) -> Vec<(&'static str, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn policy() -> RetryPolicy {
         RetryPolicy::default()
@@ -638,7 +652,7 @@ mod tests {
     fn success_is_json_or_a_retry() {
         assert_eq!(
             classify(200, None, br#"[{"id":"user_1"}]"#, &policy()),
-            Verdict::Done(json!([{"id": "user_1"}]))
+            Verdict::Done(r#"[{"id":"user_1"}]"#.into())
         );
         assert!(matches!(
             classify(200, None, b"<html>", &policy()),

@@ -6,7 +6,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Why a verified body was refused (all 400: retrying the same bytes cannot help).
 ///
@@ -28,11 +28,16 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_type: String,
-    /// When the event happened, Unix milliseconds (10-digit second values are normalised).
+    /// When the event happened, Unix milliseconds (10-digit second values are normalised):
+    /// the envelope's `timestamp`, or, for deliveries from before Clerk added it, the signed
+    /// `svix-timestamp` (see [`Event::timestamp_in_envelope`]).
     pub timestamp_ms: i64,
+    /// Whether `timestamp_ms` is Clerk's own `timestamp`. Clerk's envelopes had none until
+    /// at least mid-2024; then it is the signed delivery time, later than the event itself.
+    pub timestamp_in_envelope: bool,
     pub payload: Payload,
-    /// The whole `data` object, kept to store verbatim.
-    pub data: Value,
+    /// The whole `data` object, exactly as Clerk sent it, kept to store verbatim.
+    pub data: Data,
     /// The fields (`id`, `organization.id`, …) whose id lacks the prefix Clerk usually gives
     /// it (`user_`, `org_`, …). Prefixes are not a contract (Clerk's own examples use both
     /// `orgdmn_` and `orgdm_`), so the event is applied all the same; the handler counts it
@@ -70,6 +75,111 @@ pub enum Payload {
     MessageSent(Message),
     /// A type we do not sync, including types Clerk adds in the future.
     Unhandled,
+}
+
+/// A Clerk object exactly as it was sent: its JSON text, byte for byte, and its top-level
+/// fields, each as its own exact text. Nothing is parsed deeper than the planner needs, so
+/// no depth, number or key that JSON allows can fail here.
+#[derive(Debug, Clone)]
+pub struct Data {
+    text: Box<RawValue>,
+    fields: Vec<(String, Box<RawValue>)>,
+}
+
+impl Data {
+    /// `None` unless `text` is a JSON object.
+    pub fn parse(text: Box<RawValue>) -> Option<Self> {
+        if !text.get().starts_with('{') {
+            return None;
+        }
+        let fields = serde_json::from_str::<Fields>(text.get()).ok()?.0;
+        Some(Self { text, fields })
+    }
+
+    /// [`Data::parse`] of a JSON text.
+    pub fn from_json(text: &str) -> Option<Self> {
+        Self::parse(RawValue::from_string(text.trim().to_owned()).ok()?)
+    }
+
+    /// The object's JSON text, exactly as received.
+    pub fn text(&self) -> &str {
+        self.text.get()
+    }
+
+    /// A top-level field's exact text (the last, if the object names it twice).
+    pub fn field(&self, name: &str) -> Option<&RawValue> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_ref())
+    }
+
+    /// The same object without the top-level fields `names`, and with `replace`'s fields in
+    /// place of those of the same name; every other field keeps its exact text.
+    pub fn edited(&self, names: &[&str], replace: &[(&str, Data)]) -> Self {
+        let fields: Vec<(String, Box<RawValue>)> = self
+            .fields
+            .iter()
+            .filter(|(key, _)| !names.contains(&key.as_str()))
+            .map(
+                |(key, value)| match replace.iter().find(|(name, _)| name == key) {
+                    Some((_, data)) => (key.clone(), data.text.clone()),
+                    None => (key.clone(), value.clone()),
+                },
+            )
+            .collect();
+        let text =
+            serde_json::to_string(&Fields(fields.clone())).expect("raw JSON values serialize");
+        Self {
+            text: RawValue::from_string(text).expect("serialized JSON is JSON"),
+            fields,
+        }
+    }
+
+    /// The object read as `T` (the typed payloads below).
+    fn typed<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.text())
+    }
+}
+
+/// Two objects are equal when their texts are.
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+/// An object's entries in their order, each value as its exact text.
+struct Fields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    fields.push(entry);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+impl serde::Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 // The typed payloads hold only what the planner reads. Ids, versions (`updated_at`) and
@@ -187,8 +297,20 @@ pub struct Role {
     pub id: String,
     /// Permission objects per the schema; plain keys are accepted too.
     #[serde(default, deserialize_with = "lenient_list")]
-    pub permissions: Vec<Value>,
+    pub permissions: Vec<PermissionRef>,
     pub updated_at: Option<i64>,
+}
+
+/// One of a role's permissions: its key, or the permission object (whose `key` is read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PermissionRef {
+    Key(String),
+    /// An object whose `key` is not a string reads as no key.
+    Object {
+        #[serde(default)]
+        key: Option<String>,
+    },
 }
 
 impl Role {
@@ -197,9 +319,8 @@ impl Role {
         self.permissions
             .iter()
             .filter_map(|p| match p {
-                Value::String(key) => Some(key.clone()),
-                Value::Object(o) => o.get("key").and_then(Value::as_str).map(str::to_owned),
-                _ => None,
+                PermissionRef::Key(key) => Some(key.clone()),
+                PermissionRef::Object { key } => key.clone(),
             })
             .collect()
     }
@@ -324,28 +445,31 @@ pub struct Message {
 struct Envelope {
     #[serde(rename = "type")]
     event_type: String,
-    /// Orders deletes and versions upserts without `updated_at`.
-    timestamp: i64,
-    data: Value,
+    /// Orders deletes and versions upserts without `updated_at`. Absent from Clerk's older
+    /// deliveries; strict when present.
+    #[serde(default)]
+    timestamp: Option<i64>,
+    data: Box<RawValue>,
     #[serde(default, deserialize_with = "lenient")]
     instance_id: Option<String>,
 }
 
 /// `Some(value)` when the field holds a `T`, `None` when it is absent, null or of another
-/// type: for fields that feed no key, version or expiry.
+/// type: for fields that feed no key, version or expiry. The value is taken as raw text
+/// first, so no depth of nesting in it can fail the event.
 fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    Ok(T::deserialize(Value::deserialize(d)?).ok())
+    let raw = Box::<RawValue>::deserialize(d)?;
+    Ok(serde_json::from_str(raw.get()).ok())
 }
 
 /// The elements of a list that are `T`s; anything but a list reads as empty.
 fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| T::deserialize(item).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
+    let raw = Box::<RawValue>::deserialize(d)?;
+    let items: Vec<Box<RawValue>> = serde_json::from_str(raw.get()).unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter_map(|item| serde_json::from_str(item.get()).ok())
+        .collect())
 }
 
 /// Clerk documents milliseconds, but some examples carry 10-digit seconds. Anything below
@@ -388,26 +512,30 @@ pub fn is_key_safe(id: &str) -> bool {
 }
 
 impl Event {
-    /// Parses the raw (verified) body and routes it on `type`.
-    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let value: Value =
+    /// Parses the raw (verified) body and routes it on `type`. `signed_at_ms` is the
+    /// delivery's verified `svix-timestamp`: the event's time when the envelope has no
+    /// `timestamp` (Clerk's deliveries before mid-2024).
+    pub fn decode(body: &[u8], signed_at_ms: i64) -> Result<Self, DecodeError> {
+        // The whole body is checked as JSON first (without building it: any depth passes), so
+        // a syntax error anywhere is `invalid_json`, whatever the envelope's fields say.
+        let raw: &RawValue =
             serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-        if !value.is_object() {
+        if !raw.get().starts_with('{') {
             return Err(DecodeError::InvalidEnvelope("not a JSON object".into()));
         }
-        let envelope = Envelope::deserialize(value)
-            .map_err(|e| DecodeError::InvalidEnvelope(redact(&e.to_string())))?;
+        let envelope: Envelope = serde_json::from_str(raw.get())
+            .map_err(|e| DecodeError::InvalidEnvelope(redact(&message(&e))))?;
         if envelope.event_type.is_empty() {
             return Err(DecodeError::InvalidEnvelope("type is empty".into()));
         }
-        if !envelope.data.is_object() {
-            return Err(DecodeError::InvalidEnvelope("data is not an object".into()));
-        }
-        let mut event = Self::routed(
-            envelope.event_type,
-            normalize_millis(envelope.timestamp),
-            envelope.data,
-        )?;
+        let data = Data::parse(envelope.data)
+            .ok_or_else(|| DecodeError::InvalidEnvelope("data is not an object".into()))?;
+        let (timestamp_ms, in_envelope) = match envelope.timestamp {
+            Some(t) => (normalize_millis(t), true),
+            None => (signed_at_ms, false),
+        };
+        let mut event = Self::routed(envelope.event_type, timestamp_ms, data)?;
+        event.timestamp_in_envelope = in_envelope;
         event.instance_id = envelope.instance_id;
         Ok(event)
     }
@@ -418,15 +546,14 @@ impl Event {
     pub(crate) fn from_data(
         event_type: &str,
         timestamp_ms: i64,
-        data: Value,
+        data: &RawValue,
     ) -> Result<Self, DecodeError> {
-        if !data.is_object() {
-            return Err(invalid(event_type, "not a JSON object"));
-        }
+        let data =
+            Data::parse(data.to_owned()).ok_or_else(|| invalid(event_type, "not a JSON object"))?;
         Self::routed(event_type.to_owned(), normalize_millis(timestamp_ms), data)
     }
 
-    fn routed(event_type: String, timestamp_ms: i64, data: Value) -> Result<Self, DecodeError> {
+    fn routed(event_type: String, timestamp_ms: i64, data: Data) -> Result<Self, DecodeError> {
         let mut ids = IdCheck {
             event_type: &event_type,
             unexpected_prefixes: Vec::new(),
@@ -436,12 +563,24 @@ impl Event {
         Ok(Self {
             event_type,
             timestamp_ms,
+            timestamp_in_envelope: true,
             payload,
             data,
             unexpected_prefixes,
             instance_id: None,
         })
     }
+}
+
+/// The string at `path` (`["organization", "id"]`) inside a JSON object's text; `None` when
+/// a step is absent or of another type. Reads one level at a time, so any depth is fine.
+pub(crate) fn text_at(json: &RawValue, path: &[&str]) -> Option<String> {
+    let mut current = json.to_owned();
+    for key in path {
+        let fields = serde_json::from_str::<Fields>(current.get()).ok()?.0;
+        current = fields.into_iter().rev().find(|(k, _)| k == key)?.1;
+    }
+    serde_json::from_str(current.get()).ok()
 }
 
 /// The part of an event type before the dot (`user`, `organizationMembership`, …): a
@@ -479,19 +618,20 @@ impl IdCheck<'_> {
         }
     }
 
-    fn typed<T: DeserializeOwned>(&self, data: &Value) -> Result<T, DecodeError> {
-        T::deserialize(data).map_err(|e| invalid(self.event_type, &redact(&e.to_string())))
+    fn typed<T: DeserializeOwned>(&self, data: &Data) -> Result<T, DecodeError> {
+        data.typed()
+            .map_err(|e| invalid(self.event_type, &redact(&message(&e))))
     }
 
     /// `{object, id, deleted}`.
-    fn deleted(&mut self, data: &Value, prefix: &str) -> Result<DeletedObject, DecodeError> {
+    fn deleted(&mut self, data: &Data, prefix: &str) -> Result<DeletedObject, DecodeError> {
         let deleted: DeletedObject = self.typed(data)?;
         self.key("id", &deleted.id, prefix)?;
         Ok(deleted)
     }
 }
 
-fn route(ids: &mut IdCheck, data: &Value) -> Result<Payload, DecodeError> {
+fn route(ids: &mut IdCheck, data: &Data) -> Result<Payload, DecodeError> {
     let event_type = ids.event_type;
     let payload = match event_type {
         "user.created" | "user.updated" => {
@@ -627,6 +767,16 @@ fn invalid(event_type: &str, reason: &str) -> DecodeError {
     }
 }
 
+/// serde_json's message without its " at line 1 column 42": the reason, not where in the
+/// body it was.
+fn message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if e.line() > 0 => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
 /// serde quotes the offending value (`invalid type: string "jane@…"`); error messages go to
 /// logs and responses, so quoted values are cut out. Field names use backticks and stay.
 /// serde writes the value with Rust's debug escaping: inside it, `\"` and `\\` are part of
@@ -656,7 +806,14 @@ fn redact(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// The signed delivery time the tests' deliveries carry (ms).
+    const SIGNED: i64 = 1_716_883_260_000;
+
+    fn raw(value: Value) -> Box<RawValue> {
+        RawValue::from_string(value.to_string()).unwrap()
+    }
 
     fn envelope(event_type: &str, data: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({
@@ -680,7 +837,7 @@ mod tests {
 
     #[test]
     fn decodes_a_user_and_finds_the_primary_email_not_the_first() {
-        let event = Event::decode(&envelope("user.created", user_data())).unwrap();
+        let event = Event::decode(&envelope("user.created", user_data()), SIGNED).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200123);
         assert_eq!(family(&event.event_type), "user");
         let Payload::UserUpserted(user) = event.payload else {
@@ -692,10 +849,10 @@ mod tests {
 
     #[test]
     fn from_data_routes_and_checks_like_a_delivered_event() {
-        let event = Event::from_data("user.created", 1654012591835, user_data()).unwrap();
+        let event = Event::from_data("user.created", 1654012591835, &raw(user_data())).unwrap();
         assert_eq!(
             event,
-            Event::decode(&envelope("user.created", user_data()))
+            Event::decode(&envelope("user.created", user_data()), SIGNED)
                 .map(|e| Event {
                     // An object read from the Backend API names no instance.
                     instance_id: None,
@@ -704,9 +861,9 @@ mod tests {
                 })
                 .unwrap()
         );
-        let err = Event::from_data("user.created", 1, json!({"id": "usr#1"})).unwrap_err();
+        let err = Event::from_data("user.created", 1, &raw(json!({"id": "usr#1"}))).unwrap_err();
         assert!(matches!(err, DecodeError::InvalidPayload { .. }));
-        let err = Event::from_data("user.created", 1, json!([1])).unwrap_err();
+        let err = Event::from_data("user.created", 1, &raw(json!([1]))).unwrap_err();
         assert!(err.to_string().contains("not a JSON object"), "{err}");
     }
 
@@ -714,7 +871,7 @@ mod tests {
     fn a_user_without_a_matching_primary_has_no_email() {
         let mut data = user_data();
         data["primary_email_address_id"] = json!("idn_missing");
-        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data), SIGNED)
             .unwrap()
             .payload
         else {
@@ -730,7 +887,7 @@ mod tests {
         let mut body: Value =
             serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
         body["timestamp"] = json!(1716883200);
-        let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let event = Event::decode(&serde_json::to_vec(&body).unwrap(), SIGNED).unwrap();
         assert_eq!(event.timestamp_ms, 1716883200000);
     }
 
@@ -742,7 +899,7 @@ mod tests {
         let mut body: Value =
             serde_json::from_slice(&envelope("user.deleted", json!({"id": "user_a1"}))).unwrap();
         body["timestamp"] = json!(i64::MIN);
-        let event = Event::decode(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let event = Event::decode(&serde_json::to_vec(&body).unwrap(), SIGNED).unwrap();
         assert_eq!(event.timestamp_ms, i64::MIN);
     }
 
@@ -753,7 +910,7 @@ mod tests {
             "user.merged",
             "organizationSomething.created",
         ] {
-            let event = Event::decode(&envelope(t, json!({"anything": 1}))).unwrap();
+            let event = Event::decode(&envelope(t, json!({"anything": 1})), SIGNED).unwrap();
             assert_eq!(event.payload, Payload::Unhandled, "{t}");
         }
     }
@@ -762,7 +919,7 @@ mod tests {
     fn routes_on_type_not_on_data_object() {
         let data =
             json!({"object": "something_else", "id": "org_abc", "slug": "acme", "deleted": true});
-        let event = Event::decode(&envelope("organization.deleted", data)).unwrap();
+        let event = Event::decode(&envelope("organization.deleted", data), SIGNED).unwrap();
         assert_eq!(
             event.payload,
             Payload::OrganizationDeleted(DeletedObject {
@@ -775,7 +932,8 @@ mod tests {
     fn membership_needs_org_and_user_ids() {
         let data = json!({"id": "orgmem_1", "role": "org:member", "organization": {"id": "org_1"},
                           "public_user_data": {"first_name": "Jane"}});
-        let err = Event::decode(&envelope("organizationMembership.created", data)).unwrap_err();
+        let err =
+            Event::decode(&envelope("organizationMembership.created", data), SIGNED).unwrap_err();
         assert_eq!(
             err.to_string(),
             "organizationMembership.created data is not usable: missing field `user_id`"
@@ -792,7 +950,7 @@ mod tests {
             (br#"{"object":"event","type":"user.created","timestamp":"soon","instance_id":"i","data":{}}"#, "invalid type"),
         ];
         for (body, expected) in cases {
-            let err = Event::decode(body).unwrap_err().to_string();
+            let err = Event::decode(body, SIGNED).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
     }
@@ -809,7 +967,8 @@ mod tests {
             "user_a-b",
             too_long.as_str(),
         ] {
-            let err = Event::decode(&envelope("user.deleted", json!({"id": id}))).unwrap_err();
+            let err =
+                Event::decode(&envelope("user.deleted", json!({"id": id})), SIGNED).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 "user.deleted data is not usable: id cannot be part of a key (1 to 128 letters, digits or _)",
@@ -817,30 +976,40 @@ mod tests {
             );
         }
         let longest = &too_long[..MAX_ID_BYTES];
-        assert!(Event::decode(&envelope("user.deleted", json!({"id": longest}))).is_ok());
+        assert!(Event::decode(&envelope("user.deleted", json!({"id": longest})), SIGNED).is_ok());
     }
 
     #[test]
     fn ids_without_the_usual_prefix_are_applied_and_noted() {
         // Clerk's own OpenAPI examples give organizationDomain.updated and .deleted `orgdm_` ids.
-        let event = Event::decode(&envelope(
-            "organizationDomain.updated",
-            json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "organization_id": "org_1"}),
-        ))
+        let event = Event::decode(
+            &envelope(
+                "organizationDomain.updated",
+                json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "organization_id": "org_1"}),
+            ),
+            SIGNED,
+        )
         .unwrap();
         assert_eq!(event.unexpected_prefixes, ["id"]);
-        let event = Event::decode(&envelope(
-            "organizationDomain.deleted",
-            json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "deleted": true}),
-        ))
+        let event = Event::decode(
+            &envelope(
+                "organizationDomain.deleted",
+                json!({"id": "orgdm_2g7np7Hrk0SN6kj5EDMLDaKNL0S", "deleted": true}),
+            ),
+            SIGNED,
+        )
         .unwrap();
         assert_eq!(event.unexpected_prefixes, ["id"]);
         let membership = json!({"id": "mem_1", "organization": {"id": "o_1"},
                                 "public_user_data": {"user_id": "user_1"}});
-        let event = Event::decode(&envelope("organizationMembership.created", membership)).unwrap();
+        let event = Event::decode(
+            &envelope("organizationMembership.created", membership),
+            SIGNED,
+        )
+        .unwrap();
         assert_eq!(event.unexpected_prefixes, ["id", "organization.id"]);
         // Only what the prefix says is noted: the usual ones note nothing.
-        let event = Event::decode(&envelope("user.created", user_data())).unwrap();
+        let event = Event::decode(&envelope("user.created", user_data()), SIGNED).unwrap();
         assert!(event.unexpected_prefixes.is_empty());
     }
 
@@ -851,7 +1020,7 @@ mod tests {
         data["first_name"] = json!(42);
         data["username"] = json!(["x"]);
         data["email_addresses"][0] = json!("not an object");
-        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data), SIGNED)
             .unwrap()
             .payload
         else {
@@ -860,7 +1029,7 @@ mod tests {
         assert_eq!(user.primary_email(), Some("Example@Example.org"));
         let mut data = user_data();
         data["email_addresses"] = json!("someone@example.org");
-        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data))
+        let Payload::UserUpserted(user) = Event::decode(&envelope("user.updated", data), SIGNED)
             .unwrap()
             .payload
         else {
@@ -870,7 +1039,7 @@ mod tests {
 
         let org = json!({"id": "org_1", "slug": 7, "name": null});
         let Payload::OrganizationUpserted(org) =
-            Event::decode(&envelope("organization.updated", org))
+            Event::decode(&envelope("organization.updated", org), SIGNED)
                 .unwrap()
                 .payload
         else {
@@ -879,15 +1048,19 @@ mod tests {
         assert_eq!(org.slug, None);
         let membership = json!({"id": "orgmem_1", "organization": {"id": "org_1"},
                                 "public_user_data": {"user_id": "user_1"}});
-        assert!(Event::decode(&envelope("organizationMembership.updated", membership)).is_ok());
+        assert!(Event::decode(
+            &envelope("organizationMembership.updated", membership),
+            SIGNED
+        )
+        .is_ok());
         let role = json!({"id": "role_1", "permissions": "org:x:y"});
-        assert!(Event::decode(&envelope("role.updated", role)).is_ok());
+        assert!(Event::decode(&envelope("role.updated", role), SIGNED).is_ok());
         let sub = json!({"id": "csub_1", "payer": "cpayer_1"});
-        assert!(Event::decode(&envelope("subscription.updated", sub)).is_ok());
+        assert!(Event::decode(&envelope("subscription.updated", sub), SIGNED).is_ok());
         // A session's user copy we cannot read is not applied; the session is.
         let session = json!({"id": "sess_1", "user_id": "user_1", "user": {"first_name": "A"}});
         let Payload::SessionUpserted(session) =
-            Event::decode(&envelope("session.created", session))
+            Event::decode(&envelope("session.created", session), SIGNED)
                 .unwrap()
                 .payload
         else {
@@ -912,7 +1085,7 @@ mod tests {
                 json!({"id": "inv_1", "expires_at": true}),
             ),
         ] {
-            let err = Event::decode(&envelope(event_type, data)).unwrap_err();
+            let err = Event::decode(&envelope(event_type, data), SIGNED).unwrap_err();
             assert!(
                 err.to_string().contains("invalid type"),
                 "{event_type}: {err}"
@@ -924,7 +1097,7 @@ mod tests {
     fn the_envelope_needs_type_timestamp_and_data_only() {
         let body =
             br#"{"object":"list","type":"user.deleted","timestamp":1,"data":{"id":"user_1"}}"#;
-        let event = Event::decode(body).unwrap();
+        let event = Event::decode(body, SIGNED).unwrap();
         assert_eq!(
             event.payload,
             Payload::UserDeleted(DeletedObject {
@@ -934,11 +1107,48 @@ mod tests {
     }
 
     #[test]
+    fn envelopes_without_timestamp_or_instance_id_take_the_signed_time() {
+        // Clerk's deliveries before mid-2024: `data`, `object` and `type` only.
+        let body = br#"{"data":{"deleted":true,"id":"user_1","object":"user"},"object":"event","type":"user.deleted"}"#;
+        let event = Event::decode(body, SIGNED).unwrap();
+        assert_eq!(
+            (event.timestamp_ms, event.timestamp_in_envelope),
+            (SIGNED, false)
+        );
+        assert_eq!(event.instance_id, None);
+        let body = br#"{"type":"user.deleted","timestamp":null,"data":{"id":"user_1"}}"#;
+        assert!(!Event::decode(body, SIGNED).unwrap().timestamp_in_envelope);
+        let event =
+            Event::decode(&envelope("user.deleted", json!({"id": "user_1"})), SIGNED).unwrap();
+        assert_eq!(
+            (event.timestamp_ms, event.timestamp_in_envelope),
+            (1716883200123, true)
+        );
+    }
+
+    #[test]
+    fn data_is_kept_byte_for_byte_whatever_its_depth_numbers_or_keys() {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let data = format!(
+            r#"{{"id":"user_1", "updated_at":1,"unsafe_metadata":{{"":{deep},"n":1e300,"m":-1e-200,"big":1234567890123456789012345678901234567890123,"k":"\ud83d\ude00"}}, "first_name" : "Ada"}}"#
+        );
+        let body = format!(r#"{{"type":"user.updated","timestamp":1716883200123,"data":{data}}}"#);
+        let event = Event::decode(body.as_bytes(), SIGNED).unwrap();
+        assert_eq!(event.data.text(), data);
+        assert_eq!(event.data.field("first_name").unwrap().get(), r#""Ada""#);
+        let edited = event.data.edited(&["unsafe_metadata"], &[]);
+        assert_eq!(
+            edited.text(),
+            r#"{"id":"user_1","updated_at":1,"first_name":"Ada"}"#
+        );
+    }
+
+    #[test]
     fn values_with_quotes_or_backslashes_are_cut_out_whole() {
         // serde shows this value as "a\"b@example.org\\": the escaped quote is not its end.
         for value in [r#"a"b@example.org\"#, r#"x\"#, r#""""#, r#"\"@\"#] {
             let data = json!({"id": "user_1", "updated_at": value});
-            let err = Event::decode(&envelope("user.created", data))
+            let err = Event::decode(&envelope("user.created", data), SIGNED)
                 .unwrap_err()
                 .to_string();
             assert_eq!(
@@ -955,7 +1165,7 @@ mod tests {
     #[test]
     fn error_messages_never_echo_values() {
         let data = json!({"id": "user_1", "first_name": "Jane", "updated_at": "jane@example.org"});
-        let err = Event::decode(&envelope("user.created", data))
+        let err = Event::decode(&envelope("user.created", data), SIGNED)
             .unwrap_err()
             .to_string();
         assert!(!err.contains("jane@example.org"), "{err}");

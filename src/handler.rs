@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::event::{self, DecodeError, Event};
 use crate::function_url::{self, EventError, FunctionUrlRequest};
 use crate::metrics;
-use crate::plan::{plan, Plan};
+use crate::plan::{plan, LeftOut, Plan};
 use crate::store::{Outcome, Store, StoreError};
 use crate::verify::{SignatureHeaders, VerifyError};
 
@@ -66,6 +66,9 @@ impl Rejection {
             // Signed by our endpoint's secret, but this function keeps another instance's
             // table: refused, whoever asks again.
             Self::WrongInstance(_) => StatusCode::FORBIDDEN,
+            // DynamoDB refused the write as invalid: a bug of ours that no retry fixes. 500, so
+            // Svix keeps the message (and retries it) while the fix is deployed.
+            Self::Store(e) if e.is_permanent() => StatusCode::INTERNAL_SERVER_ERROR,
             // Transient: nothing was applied and a retry can succeed.
             Self::Store(_) | Self::StoreTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -88,6 +91,7 @@ impl Rejection {
             Self::Decode(DecodeError::InvalidJson(_)) => "invalid_json",
             Self::Decode(DecodeError::InvalidEnvelope(_)) => "invalid_envelope",
             Self::Decode(DecodeError::InvalidPayload { .. }) => "invalid_payload",
+            Self::Store(e) if e.is_permanent() => "store_rejected",
             Self::Store(_) | Self::StoreTimeout => "store_unavailable",
             Self::WrongInstance(_) => "wrong_instance",
         }
@@ -118,6 +122,8 @@ pub struct RequestFacts {
     pub event_type: Option<String>,
     /// The fields whose id lacks its usual prefix ([`Event::unexpected_prefixes`]).
     pub unexpected_prefixes: Vec<&'static str>,
+    /// The top-level attributes left out of the items ([`Plan::left_out`]).
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Shared state, built once at init and borrowed by every request.
@@ -201,6 +207,21 @@ impl Handler {
                 "ids without the prefix Clerk usually gives them; not refused for it"
             );
         }
+        if !facts.left_out.is_empty() {
+            // Field names and the rule each broke: never the values.
+            let fields = facts
+                .left_out
+                .iter()
+                .map(|l| format!("{}:{}", l.field, l.why.as_str()))
+                .collect::<Vec<_>>()
+                .join(",");
+            tracing::warn!(
+                svix_id,
+                r#type = event_type,
+                fields,
+                "values DynamoDB cannot hold natively left out of the top-level attributes; kept in data"
+            );
+        }
         match result {
             Ok(accepted) => {
                 tracing::info!(
@@ -252,6 +273,7 @@ impl Handler {
             Ok(Accepted::Stored(Outcome::Duplicate)) => "Duplicate",
             Ok(Accepted::Stored(Outcome::Stale)) => "Stale",
             Ok(Accepted::Ignored) => "Ignored",
+            Err(Rejection::Store(e)) if e.is_permanent() => "StoreRejected",
             // Svix retries every non-2xx; 5xx are the ones a retry can fix.
             Err(r) if r.status().is_server_error() => "Retry",
             Err(_) => "Rejected",
@@ -271,6 +293,7 @@ impl Handler {
                 family,
                 outcome,
                 unexpected_id_prefixes: facts.unexpected_prefixes.len(),
+                attributes_left_out: facts.left_out.len(),
                 duration_ms,
                 timestamp_ms,
             },
@@ -317,7 +340,13 @@ pub fn prepare(
         .verify(&headers, body, now.as_secs() as i64)?;
     // Only a verified id is logged: before that it is anyone's input.
     facts.svix_id = Some(svix_id.to_owned());
-    let event = Event::decode(body)?;
+    // Verified, so an integer: the event's time when the envelope has no `timestamp`.
+    let signed_at_ms = headers
+        .timestamp
+        .parse::<i64>()
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let event = Event::decode(body, signed_at_ms)?;
     facts.event_type = Some(event.event_type.clone());
     facts.unexpected_prefixes = event.unexpected_prefixes.clone();
     if let Some(pinned) = &config.instance_id {
@@ -331,12 +360,11 @@ pub fn prepare(
             return Err(Rejection::WrongInstance(from));
         }
     }
-    Ok(plan(
-        &event,
-        svix_id,
-        &config.settings,
-        now.as_millis() as i64,
-    ))
+    let plan = plan(&event, svix_id, &config.settings, now.as_millis() as i64);
+    if let Some(plan) = &plan {
+        facts.left_out = plan.left_out.clone();
+    }
+    Ok(plan)
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {

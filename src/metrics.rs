@@ -14,14 +14,20 @@ pub const DEFAULT_NAMESPACE: &str = "ClerkWebhooks";
 /// The metric counting ids without their usual prefix (see `event::Event::unexpected_prefixes`).
 pub(crate) const UNEXPECTED_ID_PREFIX: &str = "UnexpectedIdPrefix";
 
-/// The outcome metrics, in the order they are declared.
-pub const OUTCOMES: [&str; 6] = [
+/// The metric counting top-level attributes left out because DynamoDB cannot hold their value
+/// natively (see `plan::Plan::left_out`); the value stays in `data`.
+pub(crate) const ATTRIBUTE_LEFT_OUT: &str = "AttributeLeftOut";
+
+/// The outcome metrics, in the order they are declared. `StoreRejected`: DynamoDB refused
+/// the write as invalid, which no retry fixes (a 500; alarmed on its own).
+pub const OUTCOMES: [&str; 7] = [
     "Applied",
     "Duplicate",
     "Stale",
     "Ignored",
     "Rejected",
     "Retry",
+    "StoreRejected",
 ];
 
 /// What one request did, for its metric line.
@@ -33,6 +39,8 @@ pub struct RequestMetrics<'a> {
     pub outcome: &'static str,
     /// How many of the event's ids lack their usual prefix.
     pub unexpected_id_prefixes: usize,
+    /// How many top-level attributes were left out of the items.
+    pub attributes_left_out: usize,
     pub duration_ms: f64,
     pub timestamp_ms: i64,
 }
@@ -44,6 +52,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
         .map(|name| json!({"Name": name, "Unit": "Count"}))
         .collect();
     metrics.push(json!({"Name": UNEXPECTED_ID_PREFIX, "Unit": "Count"}));
+    metrics.push(json!({"Name": ATTRIBUTE_LEFT_OUT, "Unit": "Count"}));
     metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
     // Per family, and once more without a dimension: the total that alarms watch.
     let mut root = line(namespace, json!([["Family"], []]), metrics, m.timestamp_ms);
@@ -54,6 +63,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
         root.insert(name.into(), json!(u8::from(name == m.outcome)));
     }
     root.insert(UNEXPECTED_ID_PREFIX.into(), json!(m.unexpected_id_prefixes));
+    root.insert(ATTRIBUTE_LEFT_OUT.into(), json!(m.attributes_left_out));
     root.insert("DurationMs".into(), json!(m.duration_ms));
     Value::Object(root)
 }
@@ -183,6 +193,7 @@ mod tests {
                 family: Some("user"),
                 outcome: "Stale",
                 unexpected_id_prefixes: 2,
+                attributes_left_out: 0,
                 duration_ms: 3.5,
                 timestamp_ms: 1,
             },
@@ -226,6 +237,7 @@ mod tests {
                 family: None,
                 outcome: "Rejected",
                 unexpected_id_prefixes: 0,
+                attributes_left_out: 0,
                 duration_ms: 0.1,
                 timestamp_ms: 1,
             },

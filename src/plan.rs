@@ -7,6 +7,7 @@ mod items;
 
 use crate::config::Settings;
 use crate::event::{normalize_millis, Event, Payload};
+use crate::table::encoding::Unfit;
 use crate::table::{Item, Key};
 use items::{ItemBuilder, Versioned};
 
@@ -61,6 +62,17 @@ pub struct Plan {
     /// the entity write. A backfill plan has no event record: `writes[0]` is the entity write.
     pub writes: Vec<Write>,
     pub cascade: Option<Cascade>,
+    /// Top-level attributes left out of the items because DynamoDB cannot hold their value
+    /// exactly; each is still in `data`. Counted and logged by field name, never value.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A top-level attribute left out of an item, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The field's name in Clerk's object (`public_metadata`, …).
+    pub field: &'static str,
+    pub why: Unfit,
 }
 
 /// Who writes an item. Live entity items carry it as `source` (`webhook`, `backfill` or
@@ -122,6 +134,7 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
         source,
         settings,
         now_ms,
+        left_out: Default::default(),
     };
     let put = |entity: Versioned, guard: Guard| Write::Put {
         item: entity.item,
@@ -248,6 +261,7 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
     Some(Plan {
         writes: all,
         cascade,
+        left_out: items.left_out.into_inner(),
     })
 }
 
@@ -259,11 +273,20 @@ pub fn upsert_version(updated_at: Option<i64>, timestamp_ms: i64) -> i64 {
 /// A delete happened at the envelope timestamp. `organizationMembership.deleted` also carries
 /// the membership's last `updated_at`, which equals the version already stored: taking only it
 /// would make the delete a tie and so `stale`. The later of the two orders it correctly.
-pub fn delete_version(updated_at: Option<i64>, timestamp_ms: i64) -> i64 {
-    updated_at
-        .map(normalize_millis)
-        .unwrap_or(i64::MIN)
-        .max(timestamp_ms)
+///
+/// Without an envelope timestamp (Clerk's deliveries before mid-2024), `timestamp_ms` is the
+/// signed delivery time, which a retry hours later moves on. Then a membership's delete is
+/// versioned just past its own `updated_at`: newer than the membership it removes, older than
+/// a re-add (whose `updated_at` is the re-add's time), however late it is delivered. Other
+/// deletes take the signed time: it is never earlier than the delete itself, so it beats
+/// every version of the object, and as those ids are never reused
+/// ([`Guard::NewerAndNotDeleted`]) a late delete cannot remove anything that came after.
+pub fn delete_version(updated_at: Option<i64>, timestamp_ms: i64, in_envelope: bool) -> i64 {
+    match (updated_at.map(normalize_millis), in_envelope) {
+        (Some(updated), true) => updated.max(timestamp_ms),
+        (Some(updated), false) => updated.saturating_add(1),
+        (None, _) => timestamp_ms,
+    }
 }
 
 #[cfg(test)]

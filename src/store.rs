@@ -83,10 +83,10 @@ pub enum Finished {
     Failed,
 }
 
-/// Every failure here is transient from Svix's point of view: nothing was applied, and a
-/// retry of the same message can succeed.
+/// Why DynamoDB did not apply a request. Nothing was applied in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Throttling, a 5xx, a timeout, a lost connection: a retry can succeed.
     #[error("DynamoDB {operation} failed: {detail}")]
     Call {
         operation: &'static str,
@@ -96,13 +96,37 @@ pub enum StoreError {
     Cancelled(String),
     #[error("invalid item: {0}")]
     Item(String),
+    /// DynamoDB refused the request itself (`ValidationException`, or a transaction cancelled
+    /// for `ValidationError`): the same request will be refused every time. After the item
+    /// encoding this means a bug of ours, not a busy table.
+    #[error("DynamoDB refused {operation} as invalid: {detail}")]
+    Refused {
+        operation: &'static str,
+        detail: String,
+    },
 }
 
 impl StoreError {
+    /// Whether no retry of the same request can succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused { .. })
+    }
+
     pub(crate) fn call<E: ProvideErrorMetadata, R>(
         operation: &'static str,
         err: &SdkError<E, R>,
     ) -> Self {
+        if let SdkError::ServiceError(e) = err {
+            if e.err().code() == Some("ValidationException") {
+                // DynamoDB's message names the rule (`Item size has exceeded…`), not the data.
+                let detail = e
+                    .err()
+                    .message()
+                    .unwrap_or("ValidationException")
+                    .to_owned();
+                return Self::Refused { operation, detail };
+            }
+        }
         // Only the error's kind and DynamoDB's code and message: never request data.
         let detail = match err {
             SdkError::ServiceError(e) => format!(
@@ -194,18 +218,16 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::call("GetItem", &e))?;
-        out.item.map(from_attributes).transpose()
+        Ok(out.item)
     }
 
     /// Writes one item unconditionally. For the backfill's checkpoint, which only the backfill
     /// writes; never for entity items, which go through [`Store::apply`] and its guards.
     pub async fn put_item(&self, item: &Item) -> Result<(), StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .send()
             .await
             .map_err(|e| StoreError::call("PutItem", &e))?;
@@ -215,13 +237,11 @@ impl Store {
     /// Writes `item` only if no item has its key. `false` when one had (another run bound the
     /// table first).
     pub async fn put_if_absent(&self, item: &Item) -> Result<bool, StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -255,9 +275,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| StoreError::call("Query", &e))?;
-            for item in page.items() {
-                items.push(from_attributes(item.clone())?);
-            }
+            items.extend(page.items().iter().cloned());
             start_key = page.last_evaluated_key().cloned();
             if start_key.is_none() {
                 return Ok(items);
@@ -274,9 +292,6 @@ impl Store {
         attributes: &[&str],
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
-        let start = start
-            .map(|key| serde_dynamo::to_item(key).map_err(|e| StoreError::Item(e.to_string())))
-            .transpose()?;
         let mut request = self
             .client
             .scan()
@@ -297,16 +312,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::call("Scan", &e))?;
-        let items = page
-            .items()
-            .iter()
-            .map(|item| from_attributes(item.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = page
-            .last_evaluated_key()
-            .map(|key| from_attributes(key.clone()))
-            .transpose()?;
-        Ok((items, next))
+        Ok((page.items().to_vec(), page.last_evaluated_key().cloned()))
     }
 
     /// The instances the event records name (`instance_id`), from up to `max_pages` scan
@@ -408,6 +414,12 @@ impl Store {
                 Cancellation::Conflict => {
                     return Err(StoreError::Cancelled("TransactionConflict".into()))
                 }
+                Cancellation::Other(codes) if codes.split(',').any(|c| c == "ValidationError") => {
+                    return Err(StoreError::Refused {
+                        operation: "TransactWriteItems",
+                        detail: format!("cancellation reasons {codes}"),
+                    })
+                }
                 Cancellation::Other(codes) => return Err(StoreError::Cancelled(codes)),
             }
         }
@@ -483,9 +495,9 @@ impl Store {
         &self,
         item: &Item,
     ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Item(e.to_string()))?;
-        Ok(Put::builder().table_name(&self.table).set_item(Some(item)))
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item.clone())))
     }
 
     /// Takes the claim at `key` for `lease_ms` from `now_ms`, if nobody holds it and nobody
@@ -796,10 +808,6 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn key_of(key: &Key) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
-}
-
-fn from_attributes(item: HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Item(e.to_string()))
 }
 
 fn key_only(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {

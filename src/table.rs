@@ -4,17 +4,17 @@
 //! checks the two agree.
 //!
 //! One table, single-table design: `pk` / `sk` (strings), one global secondary index `gsi1`
-//! on `gsi1pk` / `gsi1sk` projecting everything, TTL on `expires_at` (epoch seconds), and a
-//! stream of new and old images (what the notifier reads).
+//! on `gsi1pk` / `gsi1sk` projecting the keys and [`GSI1_PROJECTED`], TTL on `expires_at`
+//! (epoch seconds), and a stream of new and old images (what the notifier reads). How an
+//! object's values become attributes is [`encoding`].
 
+pub mod encoding;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use serde_json::{Map, Value};
 
 use crate::store::StoreError;
-
-/// A whole DynamoDB item as JSON, including `pk` and `sk`. The store converts it with
-/// `serde_dynamo`, so maps and lists stay native DynamoDB maps and lists.
-pub type Item = Map<String, Value>;
+pub use encoding::Item;
 
 pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
@@ -22,6 +22,24 @@ pub(crate) const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub(crate) const GSI1_PK: &str = "gsi1pk";
 pub(crate) const GSI1_SK: &str = "gsi1sk";
+/// What `gsi1` carries besides the table's and its own keys: enough to find an item and tell
+/// what it is (and, for the cascades, whether it is a tombstone); a reader gets the rest of
+/// the item by its key. Not `ALL`: every index write would pay for `data` again.
+pub const GSI1_PROJECTED: [&str; 12] = [
+    "entity",
+    "id",
+    "version",
+    "deleted",
+    "email",
+    "email_address",
+    "slug",
+    "name",
+    "org_id",
+    "user_id",
+    "role",
+    "status",
+];
+
 /// The TTL attribute (epoch seconds) of event records and tombstones.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -138,18 +156,22 @@ impl Key {
 
     /// Reads the key back from an item.
     pub fn of(item: &Item) -> Option<Self> {
+        let text = |name: &str| match item.get(name)? {
+            AttributeValue::S(s) => Some(s.clone()),
+            _ => None,
+        };
         Some(Self {
-            pk: item.get(PK)?.as_str()?.to_owned(),
-            sk: item.get(SK)?.as_str()?.to_owned(),
+            pk: text(PK)?,
+            sk: text(SK)?,
         })
     }
 
     /// An item holding only this key.
     pub fn item(&self) -> Item {
-        let mut item = Map::new();
-        item.insert(PK.into(), Value::String(self.pk.clone()));
-        item.insert(SK.into(), Value::String(self.sk.clone()));
-        item
+        Item::from([
+            (PK.to_owned(), AttributeValue::S(self.pk.clone())),
+            (SK.to_owned(), AttributeValue::S(self.sk.clone())),
+        ])
     }
 }
 
@@ -165,12 +187,40 @@ pub(crate) struct IndexEntry {
     pub sk: String,
 }
 
+/// The longest `gsi1pk` we write: DynamoDB allows 2,048 bytes for a partition key value.
+const MAX_INDEX_PK_BYTES: usize = 2048;
+
+/// `{prefix}{text}`, or, when that would be longer than a partition key may be,
+/// `{prefix}sha256:{hex digest of text}`. For index keys made from what users type (an
+/// email address, a slug): any input stays a valid key, and the exact text stays in its own
+/// attribute, which a reader compares.
+fn bounded_index_pk(prefix: &str, text: &str) -> String {
+    if prefix.len() + text.len() <= MAX_INDEX_PK_BYTES {
+        return format!("{prefix}{text}");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}sha256:{hex}")
+}
+
+/// The `gsi1pk` under which users, invitations and waitlist entries with this address are
+/// indexed: `EMAIL#{address, lower-cased}` (hashed past 2,048 bytes).
+pub fn email_index_pk(email: &str) -> String {
+    bounded_index_pk("EMAIL#", &email.to_lowercase())
+}
+
+/// The `gsi1pk` of the organization with this slug: `SLUG#{slug}` (hashed past 2,048 bytes).
+pub fn slug_index_pk(slug: &str) -> String {
+    bounded_index_pk("SLUG#", slug)
+}
+
 impl IndexEntry {
     /// Users, invitations and waitlist entries by (lower-cased) email address;
     /// `of` is the item's own kind and id, e.g. `USER#user_1`.
     fn by_email(email: &str, of: String) -> Self {
         Self {
-            pk: format!("EMAIL#{}", email.to_lowercase()),
+            pk: email_index_pk(email),
             sk: of,
         }
     }
@@ -189,7 +239,7 @@ impl IndexEntry {
     /// An organization by its slug.
     pub(crate) fn organization_slug(slug: &str, org_id: &str) -> Self {
         Self {
-            pk: format!("SLUG#{slug}"),
+            pk: slug_index_pk(slug),
             sk: format!("{ORG}{org_id}"),
         }
     }
@@ -227,8 +277,8 @@ impl IndexEntry {
 
     /// Sets `gsi1pk` / `gsi1sk` on `item`.
     pub(crate) fn set_on(self, item: &mut Item) {
-        item.insert(GSI1_PK.into(), Value::String(self.pk));
-        item.insert(GSI1_SK.into(), Value::String(self.sk));
+        item.insert(GSI1_PK.into(), AttributeValue::S(self.pk));
+        item.insert(GSI1_SK.into(), AttributeValue::S(self.sk));
     }
 }
 
@@ -324,7 +374,10 @@ async fn create(client: &Client, table: &str, stream: bool) -> Result<(), StoreE
         .key_schema(key(GSI1_SK, KeyType::Range))
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(
+                    GSI1_PROJECTED.iter().map(|a| (*a).to_owned()).collect(),
+                ))
                 .build(),
         )
         .build()
@@ -433,7 +486,23 @@ mod tests {
         assert_eq!(Key::of(&key.item()), Some(key));
         let mut item = Key::user("user_1").item();
         IndexEntry::user_email("Ada@Example.org", "user_1").set_on(&mut item);
-        assert_eq!(item[GSI1_PK], "EMAIL#ada@example.org");
-        assert_eq!(item[GSI1_SK], "USER#user_1");
+        assert_eq!(
+            item[GSI1_PK],
+            AttributeValue::S("EMAIL#ada@example.org".into())
+        );
+        assert_eq!(item[GSI1_SK], AttributeValue::S("USER#user_1".into()));
+    }
+
+    #[test]
+    fn index_keys_from_typed_text_stay_within_dynamodbs_key_limit() {
+        assert_eq!(email_index_pk("Ada@Example.org"), "EMAIL#ada@example.org");
+        let longest = "a".repeat(MAX_INDEX_PK_BYTES - "SLUG#".len());
+        assert_eq!(slug_index_pk(&longest), format!("SLUG#{longest}"));
+        let long = format!("{longest}b");
+        let hashed = slug_index_pk(&long);
+        assert!(hashed.starts_with("SLUG#sha256:") && hashed.len() == 5 + 7 + 64);
+        assert_ne!(hashed, slug_index_pk(&format!("{longest}c")));
+        let email = format!("{}@example.org", "é".repeat(2000));
+        assert!(email_index_pk(&email).len() <= MAX_INDEX_PK_BYTES);
     }
 }

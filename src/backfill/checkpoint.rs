@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use super::Kind;
+use crate::table::encoding::{self, JsonItem};
 use crate::table::{Item, Key};
 
 pub(crate) const CHECKPOINT_PK: &str = "BACKFILL";
@@ -46,7 +47,7 @@ pub(crate) struct ReconcileState {
     pub run_started_ms: i64,
     pub phase: Phase,
     /// The sweep: where the next scan page starts (a table key), pages done.
-    pub scan_from: Option<Item>,
+    pub scan_from: Option<JsonItem>,
     pub sweep_pages: u64,
     /// How far into the gone list the tombstones got.
     pub tombstone_from: u64,
@@ -185,13 +186,14 @@ impl Checkpoint {
             }
         }
         match item {
-            Value::Object(map) => map,
+            Value::Object(map) => encoding::from_json(&map),
             _ => unreachable!("built as an object"),
         }
     }
 
     /// Reads a stored checkpoint; absent counters read as 0.
     pub fn from_item(kind: Kind, item: &Item) -> Result<Self, String> {
+        let item = &encoding::to_json(item).map_err(|e| e.to_string())?;
         if item.get("entity").and_then(Value::as_str) != Some(CHECKPOINT_ENTITY) {
             return Err(format!(
                 "{CHECKPOINT_PK}/{} is not a checkpoint",
@@ -246,6 +248,7 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     #[test]
     fn round_trips_and_never_collides_with_entity_keys() {
@@ -258,8 +261,8 @@ mod tests {
             ..Checkpoint::new(Kind::Users)
         };
         let item = cp.to_item(1_760_000_000_000);
-        assert_eq!(item["pk"], json!("BACKFILL"));
-        assert_eq!(item["sk"], json!("users"));
+        assert_eq!(encoding::text(&item, "pk"), Some("BACKFILL"));
+        assert_eq!(encoding::text(&item, "sk"), Some("users"));
         assert!(!item.contains_key("gsi1pk"), "not in the index");
         assert!(!item.contains_key("expires_at"), "kept until a --restart");
         assert_eq!(Checkpoint::from_item(Kind::Users, &item).unwrap(), cp);
@@ -286,12 +289,13 @@ mod tests {
         cp.offset = 1_000;
         let state = cp.reconcile.as_mut().unwrap();
         state.phase = Phase::Sweep;
-        state.scan_from = Some(Key::membership("org_1", "user_1").item());
+        state.scan_from =
+            Some(encoding::to_json(&Key::membership("org_1", "user_1").item()).unwrap());
         state.counts.live = 10;
         state.counts.confirmed_gone = 2;
         let item = cp.to_item(5);
-        assert_eq!(item["pk"], json!("RECONCILE"));
-        assert_eq!(item["sk"], json!("memberships"));
+        assert_eq!(encoding::text(&item, "pk"), Some("RECONCILE"));
+        assert_eq!(encoding::text(&item, "sk"), Some("memberships"));
         assert_eq!(Checkpoint::from_item(Kind::Memberships, &item).unwrap(), cp);
         // A backfill checkpoint has no reconcile state.
         let backfill = Checkpoint::new(Kind::Users).to_item(0);
@@ -306,7 +310,7 @@ mod tests {
     #[test]
     fn an_item_that_is_not_a_checkpoint_is_refused() {
         let mut item = Checkpoint::new(Kind::Users).to_item(0);
-        item.insert("entity".into(), json!("user"));
+        item.insert("entity".into(), AttributeValue::S("user".into()));
         assert!(Checkpoint::from_item(Kind::Users, &item).is_err());
     }
 }

@@ -72,14 +72,14 @@ pub(crate) fn item(instance_id: &str, bound_by: &str, now_ms: i64) -> Item {
         "pk": key.pk, "sk": key.sk, "entity": "instance", "instance_id": instance_id,
         "bound_by": bound_by, "bound_at": now_ms,
     }) {
-        Value::Object(map) => map,
+        Value::Object(map) => crate::table::encoding::from_json(&map),
         _ => unreachable!("built as an object"),
     }
 }
 
 /// The instance a stored binding names.
 pub(crate) fn bound_instance(item: &Item) -> Option<&str> {
-    item.get("instance_id").and_then(Value::as_str)
+    crate::table::encoding::text(item, "instance_id")
 }
 
 #[cfg(test)]

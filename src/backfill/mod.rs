@@ -29,7 +29,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::HumanCount;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::task::JoinSet;
 
 use crate::clerk_api::{ApiError, ClerkApi, Page};
@@ -107,8 +107,13 @@ pub struct KindSummary {
     pub written: u64,
     /// The table already held this version or a newer one, or a tombstone.
     pub stale: u64,
-    /// Objects the webhook path would refuse too (logged with their id and the reason).
+    /// Objects not copied: the webhook path would refuse them too, or DynamoDB refused their
+    /// write (logged with their id and the reason). The run goes on past them.
     pub skipped: u64,
+    /// The ids of the skipped objects (up to [`MAX_LISTED_SKIPS`]; an object without a usable
+    /// id is counted but not listed). Ids only, never data.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_ids: Vec<String>,
     pub pages: u64,
     /// `429`s waited out (not failures).
     pub rate_limited: u64,
@@ -143,6 +148,13 @@ pub struct Summary {
     pub complete: bool,
 }
 
+impl Summary {
+    /// Objects not copied, every kind: the command exits non-zero when there are any.
+    pub fn skipped(&self) -> u64 {
+        self.kinds.iter().map(|k| k.skipped).sum()
+    }
+}
+
 pub struct Backfill {
     api: ClerkApi,
     /// `None` only in a dry run without a table.
@@ -152,6 +164,8 @@ pub struct Backfill {
     progress: Arc<Progress>,
     /// The (kind, field) pairs already logged by [`Self::note_unexpected_prefixes`].
     noted_prefixes: Mutex<HashSet<(Kind, &'static str)>>,
+    /// The ids of the objects skipped so far, per kind, for the summary.
+    skipped_ids: Mutex<Vec<(Kind, String)>>,
 }
 
 impl Backfill {
@@ -168,6 +182,37 @@ impl Backfill {
             options,
             progress,
             noted_prefixes: Mutex::default(),
+            skipped_ids: Mutex::default(),
+        }
+    }
+
+    /// Counts an object that is not copied, keeps its id for the summary, and logs it: the
+    /// run goes on.
+    fn skip(&self, kind: Kind, id: Option<&str>, why: Skipped, counts: &mut Counts) {
+        counts.skipped += 1;
+        self.progress
+            .counters
+            .skipped
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = id {
+            let mut ids = self.skipped_ids.lock().expect("never poisoned");
+            if ids.len() < MAX_LISTED_SKIPS {
+                ids.push((kind, id.to_owned()));
+            }
+        }
+        match why {
+            Skipped::Refused(reason) => tracing::warn!(
+                kind = kind.as_str(),
+                id,
+                reason,
+                "skipped an object the webhook path would refuse"
+            ),
+            Skipped::Unwritable(error) => tracing::error!(
+                kind = kind.as_str(),
+                id,
+                %error,
+                "skipped an object DynamoDB refused to store; the run goes on"
+            ),
         }
     }
 
@@ -327,6 +372,7 @@ impl Backfill {
             written: counts.written,
             stale: counts.stale,
             skipped: counts.skipped,
+            skipped_ids: self.skipped_ids_of(kind),
             pages: counts.pages,
             rate_limited: stats.rate_limited.load(Ordering::Relaxed) - started.rate_limited,
             retries: stats.retries.load(Ordering::Relaxed) - started.retries,
@@ -334,6 +380,14 @@ impl Backfill {
             complete,
             reconcile,
         }
+    }
+
+    /// The ids skipped for `kind` so far (taken: each summary lists its own).
+    fn skipped_ids_of(&self, kind: Kind) -> Vec<String> {
+        let mut ids = self.skipped_ids.lock().expect("never poisoned");
+        let (mine, rest) = ids.drain(..).partition(|(k, _)| *k == kind);
+        *ids = rest;
+        mine.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Whether the invocation's deadline (Lambda) is closer than the margin.
@@ -433,7 +487,11 @@ impl Backfill {
     /// Plans every object and writes the plans, at most `concurrency` at a time. Returns once
     /// all of them are durable, or with the first write that failed for good (the others are
     /// cancelled; the checkpoint has not moved, so the next run writes the page again).
-    async fn write_page(&self, kind: Kind, objects: Vec<Value>) -> Result<Counts, BackfillError> {
+    async fn write_page(
+        &self,
+        kind: Kind,
+        objects: Vec<Box<RawValue>>,
+    ) -> Result<Counts, BackfillError> {
         let mut counts = Counts {
             pages: 1,
             ..Counts::default()
@@ -444,27 +502,23 @@ impl Backfill {
             true => objects::Copier::Reconcile,
             false => objects::Copier::Backfill,
         };
-        let mut writes: JoinSet<Result<Outcome, StoreError>> = JoinSet::new();
+        let mut writes: JoinSet<(Option<String>, Result<Outcome, StoreError>)> = JoinSet::new();
         for object in objects {
             counts.seen += 1;
             counters.seen.fetch_add(1, Ordering::Relaxed);
-            let plan = match objects::prepare(kind, object, &self.settings, now, by) {
+            let plan = match objects::prepare(kind, &object, &self.settings, now, by) {
                 Ok(prepared) => {
                     self.note_unexpected_prefixes(kind, &prepared.unexpected_prefixes);
                     prepared.plan
                 }
                 Err(skip) => {
-                    counts.skipped += 1;
-                    counters.skipped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        kind = kind.as_str(),
-                        id = skip.id.as_deref(),
-                        reason = skip.reason.as_str(),
-                        "skipped an object the webhook path would refuse"
-                    );
+                    let why = Skipped::Refused(&skip.reason);
+                    self.skip(kind, skip.id.as_deref(), why, &mut counts);
                     continue;
                 }
             };
+            let id =
+                crate::event::text_at(&object, &["id"]).filter(|id| crate::event::is_key_safe(id));
             let store = match (&self.store, self.options.dry_run) {
                 (Some(store), false) => store.clone(),
                 _ => {
@@ -474,13 +528,13 @@ impl Backfill {
                 }
             };
             while writes.len() >= self.options.concurrency {
-                self.tally(&mut writes, &mut counts).await?;
+                self.tally(kind, &mut writes, &mut counts).await?;
             }
             let backoff = self.options.write_backoff;
-            writes.spawn(async move { write(&store, &plan, backoff).await });
+            writes.spawn(async move { (id, write(&store, &plan, backoff).await) });
         }
         while !writes.is_empty() {
-            self.tally(&mut writes, &mut counts).await?;
+            self.tally(kind, &mut writes, &mut counts).await?;
         }
         Ok(counts)
     }
@@ -506,14 +560,24 @@ impl Backfill {
 
     async fn tally(
         &self,
-        writes: &mut JoinSet<Result<Outcome, StoreError>>,
+        kind: Kind,
+        writes: &mut JoinSet<(Option<String>, Result<Outcome, StoreError>)>,
         counts: &mut Counts,
     ) -> Result<(), BackfillError> {
         let Some(done) = writes.join_next().await else {
             return Ok(());
         };
         let counters = &self.progress.counters;
-        match done.expect("a write does not panic")? {
+        let (id, written) = done.expect("a write does not panic");
+        let outcome = match written {
+            // This object's write can never succeed: skip it, not the run.
+            Err(error) if error.is_permanent() => {
+                self.skip(kind, id.as_deref(), Skipped::Unwritable(&error), counts);
+                return Ok(());
+            }
+            written => written?,
+        };
+        match outcome {
             Outcome::Applied => {
                 counts.written += 1;
                 counters.written.fetch_add(1, Ordering::Relaxed);
@@ -528,6 +592,17 @@ impl Backfill {
         Ok(())
     }
 }
+
+/// Why an object was not copied.
+enum Skipped<'a> {
+    /// The webhook path would refuse it too (field names only, never values).
+    Refused(&'a str),
+    /// DynamoDB refused its write, which no retry fixes.
+    Unwritable(&'a StoreError),
+}
+
+/// How many skipped ids a summary lists (the count is always complete).
+pub const MAX_LISTED_SKIPS: usize = 100;
 
 /// How many scan pages (1 MB each) are read for the instances of the event records, while the
 /// table is unbound: enough to meet webhooks in any table that has had some.
@@ -548,7 +623,7 @@ async fn write(
     loop {
         match store.transact(plan).await.map(Committed::outcome) {
             Ok(outcome) => return Ok(outcome),
-            Err(error) if attempt < WRITE_ATTEMPTS => {
+            Err(error) if attempt < WRITE_ATTEMPTS && !error.is_permanent() => {
                 let wait = crate::backoff::jittered(attempt, base, base * 64);
                 tracing::warn!(
                     %error,
@@ -569,11 +644,9 @@ fn advance(checkpoint: &mut Checkpoint, page: &Page) -> Result<(), BackfillError
     match checkpoint.kind {
         Kind::Users => {
             if let Some(last) = page.objects.last() {
-                let id = last
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .ok_or(BackfillError::NoCursor("user"))?;
-                checkpoint.cursor = Some(id.to_owned());
+                let id =
+                    crate::event::text_at(last, &["id"]).ok_or(BackfillError::NoCursor("user"))?;
+                checkpoint.cursor = Some(id);
             }
         }
         _ => checkpoint.offset += page.objects.len() as u64,
@@ -650,6 +723,14 @@ impl fmt::Display for Summary {
                 k.seconds,
                 k.started_at,
                 if k.complete { "" } else { " (not finished)" }
+            )?;
+        }
+        for k in self.kinds.iter().filter(|k| !k.skipped_ids.is_empty()) {
+            writeln!(
+                f,
+                "{} skipped: {}",
+                k.kind.as_str(),
+                k.skipped_ids.join(" ")
             )?;
         }
         if self.reconcile {
@@ -760,6 +841,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(value: serde_json::Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
+
     #[test]
     fn kinds_map_to_the_created_webhooks() {
         assert_eq!(Kind::parse("Users"), Some(Kind::Users));
@@ -778,7 +863,7 @@ mod tests {
     #[test]
     fn the_checkpoint_moves_past_a_page() {
         let page = Page {
-            objects: vec![json!({"id": "user_1"}), json!({"id": "user_2"})],
+            objects: vec![raw(json!({"id": "user_1"})), raw(json!({"id": "user_2"}))],
             total_count: None,
         };
         let mut users = Checkpoint::new(Kind::Users);
@@ -801,7 +886,7 @@ mod tests {
         advance(&mut orgs, &page).unwrap();
         assert_eq!(orgs.offset, 12);
         let bad = Page {
-            objects: vec![json!({"name": "x"})],
+            objects: vec![raw(json!({"name": "x"}))],
             total_count: None,
         };
         assert!(advance(&mut Checkpoint::new(Kind::Users), &bad).is_err());
@@ -817,6 +902,7 @@ mod tests {
                 written: 1_199,
                 stale: 1,
                 skipped: 0,
+                skipped_ids: Vec::new(),
                 pages: 3,
                 rate_limited: 1,
                 retries: 0,

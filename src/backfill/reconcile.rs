@@ -24,17 +24,20 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 pub use super::checkpoint::ReconcileCounts;
 use super::checkpoint::{Checkpoint, Phase, ReconcileState};
 use super::objects::{self, Copier};
-use super::{now_ms, write, Backfill, BackfillError, Counts, Kind, KindSummary, Started};
+use super::{now_ms, write, Backfill, BackfillError, Counts, Kind, KindSummary, Skipped, Started};
 use crate::clerk_api::ApiError;
-use crate::event::{is_key_safe, Event};
+use crate::event::{is_key_safe, text_at, Event};
 use crate::plan::plan_reconcile;
 use crate::store::{Outcome, Store, StoreError};
+use crate::table::encoding::{self, text};
 use crate::table::{reconcile_run, Item, Key};
 
 /// The bound on tombstones: this share of the kind's live items...
@@ -72,20 +75,20 @@ fn entity(kind: Kind) -> &'static str {
 /// What identifies an object in the listing and in the table alike: the id of a user or an
 /// organization; a membership's organization and user (its key; Clerk gives a re-added member
 /// a new membership id).
-pub(crate) fn listed_identity(kind: Kind, object: &Value) -> Option<String> {
-    let text = |v: &Value| v.as_str().filter(|id| is_key_safe(id)).map(str::to_owned);
+pub(crate) fn listed_identity(kind: Kind, object: &RawValue) -> Option<String> {
+    let id = |path: &[&str]| text_at(object, path).filter(|id| is_key_safe(id));
     match kind {
-        Kind::Users | Kind::Organizations => text(&object["id"]),
+        Kind::Users | Kind::Organizations => id(&["id"]),
         Kind::Memberships => Some(format!(
             "{}#{}",
-            text(&object["organization"]["id"])?,
-            text(&object["public_user_data"]["user_id"])?
+            id(&["organization", "id"])?,
+            id(&["public_user_data", "user_id"])?
         )),
     }
 }
 
 fn stored_identity(kind: Kind, item: &Item) -> Option<String> {
-    let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+    let text = |name: &str| text(item, name).map(str::to_owned);
     match kind {
         Kind::Users | Kind::Organizations => text("id"),
         Kind::Memberships => Some(format!("{}#{}", text("org_id")?, text("user_id")?)),
@@ -99,17 +102,14 @@ pub(crate) fn is_candidate(
     listed: &HashSet<String>,
     run_started_ms: i64,
 ) -> bool {
-    let older = item
-        .get("version")
-        .and_then(Value::as_i64)
-        .is_some_and(|v| v < run_started_ms);
+    let older = encoding::number(item, "version").is_some_and(|v| v < run_started_ms);
     older && stored_identity(kind, item).is_some_and(|id| !listed.contains(&id))
 }
 
 /// What a confirmed-gone object needs for its tombstone: an id; for a membership
 /// `{org}#{user}#{membership id}`.
 fn gone_entry(kind: Kind, item: &Item) -> Option<String> {
-    let id = item.get("id").and_then(Value::as_str)?;
+    let id = text(item, "id")?;
     match kind {
         Kind::Users | Kind::Organizations => Some(id.to_owned()),
         Kind::Memberships => Some(format!("{}#{id}", stored_identity(kind, item)?)),
@@ -137,7 +137,8 @@ pub(crate) fn deleted_event(kind: Kind, entry: &str, now_ms: i64) -> Option<Even
             )
         }
     };
-    Event::from_data(event_type, now_ms, data).ok()
+    let data = serde_json::value::to_raw_value(&data).ok()?;
+    Event::from_data(event_type, now_ms, &data).ok()
 }
 
 /// Where a run's listed and gone ids are kept: in the table, so an invocation can resume
@@ -151,14 +152,13 @@ impl Ledger {
     pub(super) async fn save(&self, key: Key, ids: Vec<String>) -> Result<(), StoreError> {
         match self {
             Self::Table(store) => {
-                let mut item = key.item();
-                item.insert("entity".into(), json!("reconcile_chunk"));
-                item.insert("ids".into(), json!(ids));
-                item.insert(
-                    crate::table::TTL_ATTRIBUTE.into(),
-                    json!(now_ms().div_euclid(1000) + CHUNK_TTL_SECS),
-                );
-                store.put_item(&item).await
+                let expires = now_ms().div_euclid(1000) + CHUNK_TTL_SECS;
+                let item = json!({
+                    "pk": key.pk, "sk": key.sk, "entity": "reconcile_chunk", "ids": ids,
+                    crate::table::TTL_ATTRIBUTE: expires,
+                });
+                let item = item.as_object().expect("built as an object");
+                store.put_item(&encoding::from_json(item)).await
             }
             Self::Memory(chunks) => {
                 chunks
@@ -178,17 +178,13 @@ impl Ledger {
                 .partition(pk)
                 .await?
                 .iter()
-                .filter(|item| {
-                    item.get("sk")
-                        .and_then(Value::as_str)
-                        .is_some_and(|sk| sk.starts_with(&prefix))
-                })
-                .flat_map(|item| {
-                    item.get("ids")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|id| id.as_str().map(str::to_owned))
+                .filter(|item| text(item, "sk").is_some_and(|sk| sk.starts_with(&prefix)))
+                .flat_map(|item| match item.get("ids") {
+                    Some(AttributeValue::L(ids)) => ids
+                        .iter()
+                        .filter_map(|id| id.as_s().ok().cloned())
+                        .collect(),
+                    _ => Vec::new(),
                 })
                 .collect()),
             Self::Memory(chunks) => Ok(chunks
@@ -204,7 +200,7 @@ impl Ledger {
 
 /// What a candidate's own lookup said.
 enum Lookup {
-    Found(Value),
+    Found(Box<RawValue>),
     Gone,
     Failed(ApiError),
 }
@@ -361,7 +357,10 @@ impl Backfill {
                 );
                 return Ok(false);
             }
-            let from = state(checkpoint).scan_from.clone();
+            let from = state(checkpoint)
+                .scan_from
+                .as_ref()
+                .map(encoding::from_json);
             let (items, next) = store.scan_live(entity(kind), attributes, from).await?;
             let mut gone = Vec::new();
             for item in &items {
@@ -370,7 +369,7 @@ impl Backfill {
                     continue;
                 }
                 state_mut(checkpoint).counts.candidates += 1;
-                let id = item.get("id").and_then(Value::as_str).unwrap_or("-");
+                let id = text(item, "id").unwrap_or("-");
                 match self.lookup(kind, item).await {
                     Lookup::Found(object) => {
                         state_mut(checkpoint).counts.found += 1;
@@ -393,7 +392,7 @@ impl Backfill {
                 let key = Key::reconcile_chunk(kind.as_str(), run, "GONE", state.sweep_pages);
                 ledger.save(key, gone).await?;
             }
-            state.scan_from = next;
+            state.scan_from = next.map(|key| encoding::to_json(&key).expect("a key is strings"));
             let end = state.scan_from.is_none();
             self.save_checkpoint(checkpoint).await?;
             if end {
@@ -404,7 +403,7 @@ impl Backfill {
 
     /// A candidate looked up on its own: it is gone only if Clerk says so.
     async fn lookup(&self, kind: Kind, item: &Item) -> Lookup {
-        let text = |name: &str| item.get(name).and_then(Value::as_str).unwrap_or("");
+        let text = |name: &str| text(item, name).unwrap_or("");
         let found = match kind {
             Kind::Users => self.api.user(text("id")).await,
             Kind::Organizations => self.api.organization(text("id")).await,
@@ -413,10 +412,9 @@ impl Backfill {
                     .user_memberships(text("user_id"))
                     .await
                     .map(|memberships| {
-                        memberships
-                            .into_iter()
-                            .flatten()
-                            .find(|m| m["organization"]["id"].as_str() == Some(text("org_id")))
+                        memberships.into_iter().flatten().find(|m| {
+                            text_at(m, &["organization", "id"]).as_deref() == Some(text("org_id"))
+                        })
                     })
             }
         };
@@ -432,28 +430,29 @@ impl Backfill {
     async fn copy_found(
         &self,
         kind: Kind,
-        object: Value,
+        object: Box<RawValue>,
         counts: &mut Counts,
     ) -> Result<(), BackfillError> {
         counts.seen += 1;
-        let plan = match objects::prepare(kind, object, &self.settings, now_ms(), Copier::Reconcile)
-        {
-            Ok(prepared) => prepared.plan,
-            Err(skip) => {
-                counts.skipped += 1;
-                tracing::warn!(
-                    kind = kind.as_str(),
-                    id = skip.id.as_deref(),
-                    reason = skip.reason.as_str(),
-                    "skipped an object the webhook path would refuse"
-                );
-                return Ok(());
-            }
-        };
+        let plan =
+            match objects::prepare(kind, &object, &self.settings, now_ms(), Copier::Reconcile) {
+                Ok(prepared) => prepared.plan,
+                Err(skip) => {
+                    let why = Skipped::Refused(&skip.reason);
+                    self.skip(kind, skip.id.as_deref(), why, counts);
+                    return Ok(());
+                }
+            };
         match (&self.store, self.options.dry_run) {
-            (Some(store), false) => match write(store, &plan, self.options.write_backoff).await? {
-                Outcome::Applied => counts.written += 1,
-                Outcome::Stale | Outcome::Duplicate => counts.stale += 1,
+            (Some(store), false) => match write(store, &plan, self.options.write_backoff).await {
+                Ok(Outcome::Applied) => counts.written += 1,
+                Ok(Outcome::Stale | Outcome::Duplicate) => counts.stale += 1,
+                // This object's write can never succeed: skip it, not the run.
+                Err(error) if error.is_permanent() => {
+                    let id = text_at(&object, &["id"]).filter(|id| is_key_safe(id));
+                    self.skip(kind, id.as_deref(), Skipped::Unwritable(&error), counts);
+                }
+                Err(error) => return Err(error.into()),
             },
             _ => counts.written += 1,
         }
@@ -552,8 +551,12 @@ fn state_mut(checkpoint: &mut Checkpoint) -> &mut ReconcileState {
 mod tests {
     use super::*;
 
-    fn item(value: Value) -> Item {
-        value.as_object().unwrap().clone()
+    fn item(value: serde_json::Value) -> Item {
+        encoding::from_json(value.as_object().unwrap())
+    }
+
+    fn raw(value: serde_json::Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
     }
 
     #[test]
@@ -617,10 +620,13 @@ mod tests {
         let object = json!({"id": "orgmem_new", "organization": {"id": "org_1"},
                             "public_user_data": {"user_id": "user_1"}});
         assert_eq!(
-            listed_identity(Kind::Memberships, &object).as_deref(),
+            listed_identity(Kind::Memberships, &raw(object)).as_deref(),
             Some("org_1#user_1")
         );
-        assert_eq!(listed_identity(Kind::Users, &json!({"id": "user#1"})), None);
+        assert_eq!(
+            listed_identity(Kind::Users, &raw(json!({"id": "user#1"}))),
+            None
+        );
         let stored = item(json!({"id": "orgmem_old", "org_id": "org_1", "user_id": "user_1"}));
         assert_eq!(
             stored_identity(Kind::Memberships, &stored).as_deref(),
@@ -650,7 +656,11 @@ mod tests {
         };
         assert_eq!(
             (item["deleted"].clone(), item["source"].clone(), *version),
-            (json!(true), json!("reconcile"), NOW)
+            (
+                AttributeValue::Bool(true),
+                AttributeValue::S("reconcile".into()),
+                NOW
+            )
         );
         assert!(!item.contains_key("last_svix_id"));
         let member = deleted_event(Kind::Memberships, "org_1#user_1#orgmem_1", NOW).unwrap();
@@ -659,7 +669,7 @@ mod tests {
             panic!()
         };
         assert_eq!(Key::of(item), Some(Key::membership("org_1", "user_1")));
-        assert_eq!(item["id"], json!("orgmem_1"));
+        assert_eq!(encoding::text(item, "id"), Some("orgmem_1"));
         assert_eq!(deleted_event(Kind::Memberships, "org_1", NOW), None);
     }
 }

@@ -38,6 +38,15 @@ async fn main() -> ExitCode {
         ..Args::parse().options()
     };
     match run(options).await {
+        // Every other object was copied; the skipped ones are listed by id in the summary.
+        Ok(summary) if summary.skipped() > 0 => {
+            println!("{summary}");
+            eprintln!(
+                "clerk-webhooks-backfill: {} objects skipped (ids above and in the log)",
+                summary.skipped()
+            );
+            ExitCode::from(3)
+        }
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

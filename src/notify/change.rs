@@ -15,8 +15,10 @@
 //! Nothing else fires: not updates, not event records, checkpoints or TTL removals, not items
 //! the backfill wrote.
 
+use serde::Deserialize;
 use serde_json::Value;
 
+use crate::table::encoding::{self, number, text};
 use crate::table::Item;
 
 /// The four kinds of change, named as Clerk names the events (and `SLACK_NOTIFY` lists them).
@@ -166,8 +168,7 @@ impl Window {
 
     /// Whether Clerk's `created_at` (ms) is recent. An item without one never is.
     fn is_recent(&self, item: &Item) -> bool {
-        item.get("created_at")
-            .and_then(Value::as_i64)
+        number(item, "created_at")
             .is_some_and(|created| self.now_ms.saturating_sub(created) <= self.max_age_ms)
     }
 }
@@ -196,13 +197,10 @@ pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>
             return Ok(None);
         };
         let invalid = ImageError { image: name };
-        let image: serde_dynamo::Item = match serde_json::from_value(image.clone()) {
-            Ok(image) => image,
-            Err(_) => return Err(invalid),
-        };
-        serde_dynamo::from_item(image)
-            .map(Some)
-            .map_err(|_| invalid)
+        match serde_json::from_value::<serde_dynamo::Item>(image.clone()) {
+            Ok(image) => Ok(Some(image.into())),
+            Err(_) => Err(invalid),
+        }
     };
     let (old, new) = (image("OldImage")?, image("NewImage")?);
     Ok(change_of(old.as_ref(), new.as_ref(), window))
@@ -241,12 +239,9 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
             Some(Change::MemberJoined {
                 org_id: text(new, "org_id")?.to_owned(),
                 user_id: text(new, "user_id")?.to_owned(),
-                version: new.get("version").and_then(Value::as_i64)?,
+                version: number(new, "version")?,
                 role: text(new, "role").map(str::to_owned),
-                org_name: new
-                    .get("data")
-                    .and_then(|data| data["organization"]["name"].as_str())
-                    .map(str::to_owned),
+                org_name: organization_name(new),
             })
         }
         _ => None,
@@ -255,11 +250,25 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
 
 /// A tombstone has `deleted`; live items never do.
 fn is_live(item: &Item) -> bool {
-    item.get("deleted") != Some(&Value::Bool(true))
+    encoding::flag(item, "deleted") != Some(true)
 }
 
-fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(Value::as_str)
+/// The organization's name a membership's `data` carries, in either encoding. Only that
+/// field is read: the rest of `data` (metadata of any depth) is never built.
+fn organization_name(membership: &Item) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Membership {
+        organization: Organization,
+    }
+    #[derive(Deserialize)]
+    struct Organization {
+        name: Option<String>,
+    }
+    let data = encoding::data_text(membership).ok()??;
+    serde_json::from_str::<Membership>(&data)
+        .ok()?
+        .organization
+        .name
 }
 
 #[cfg(test)]
@@ -272,7 +281,7 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn item(value: Value) -> Item {
-        value.as_object().unwrap().clone()
+        encoding::from_json(value.as_object().unwrap())
     }
 
     fn user(source: &str, created_at: i64) -> Item {

@@ -3,15 +3,19 @@
 //! guard an item is written under, and what else the event checks, is decided in
 //! [`super::plan_for`].
 
-use serde_json::Value;
+use std::cell::RefCell;
 
-use super::{delete_version, upsert_version, Source};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{delete_version, upsert_version, LeftOut, Source};
 use crate::config::Settings;
 use crate::event::{
-    is_key_safe, normalize_millis, Billing, Domain, Event, Invitation, Membership, Message,
+    is_key_safe, normalize_millis, Billing, Data, Domain, Event, Invitation, Membership, Message,
     MessageKind, Organization, OrganizationInvitation, Permission, Role, Session, User,
     WaitlistEntry,
 };
+use crate::table::encoding::{self, Unfit, DATA, MAX_ITEM_BYTES};
 use crate::table::{IndexEntry, Item, Key};
 
 /// An item to write and its version (what the guard compares).
@@ -32,6 +36,8 @@ pub(super) struct ItemBuilder<'a> {
     pub(super) source: Source<'a>,
     pub(super) settings: &'a Settings,
     pub(super) now_ms: i64,
+    /// The top-level attributes left out of the items built so far (kept in `data`).
+    pub(super) left_out: RefCell<Vec<LeftOut>>,
 }
 
 impl ItemBuilder<'_> {
@@ -40,6 +46,47 @@ impl ItemBuilder<'_> {
         insert(item, "source", self.source.as_str());
         if let Source::Webhook { svix_id } = self.source {
             insert(item, "last_svix_id", svix_id);
+        }
+    }
+
+    /// Copies the named top-level fields of a Clerk object as native attributes, leaving out
+    /// absent and null ones, and those DynamoDB cannot hold exactly (noted in `left_out`).
+    fn copy_fields(&self, item: &mut Item, object: &Data, fields: &[&'static str]) {
+        for &field in fields {
+            let Some(raw) = object.field(field) else {
+                continue;
+            };
+            match encoding::attribute(raw) {
+                Ok(AttributeValue::Null(_)) => {}
+                Ok(value) => {
+                    item.insert(field.to_owned(), value);
+                }
+                Err(why) => self.left_out.borrow_mut().push(LeftOut { field, why }),
+            }
+        }
+    }
+
+    /// `data`: the object's exact JSON text, compressed ([`encoding::encode_data`]). Then,
+    /// if the item is over DynamoDB's 400 KB, the largest copied `fields` are left out until
+    /// it fits: they are all in `data` already.
+    fn set_data(&self, item: &mut Item, data: &Data, fields: &[&'static str]) {
+        let blob = Blob::new(encoding::encode_data(data.text()));
+        item.insert(DATA.to_owned(), AttributeValue::B(blob));
+        while encoding::item_size(item) > MAX_ITEM_BYTES {
+            let largest = fields
+                .iter()
+                .filter_map(|&f| item.get(f).map(|v| (f, encoding::item_size(&single(f, v)))))
+                .max_by_key(|&(_, size)| size);
+            let Some((field, _)) = largest else {
+                // `data` alone is over the limit: DynamoDB refuses the write, reported as a
+                // permanent store error. Clerk bounds what a payload holds far below this.
+                return;
+            };
+            item.remove(field);
+            self.left_out.borrow_mut().push(LeftOut {
+                field,
+                why: Unfit::TooLarge,
+            });
         }
     }
 
@@ -68,19 +115,26 @@ impl ItemBuilder<'_> {
 
     /// The attributes every live entity item carries, and the top-level `data` fields named
     /// in `fields` (absent and null ones left out).
-    fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&str]) -> Item {
+    fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&'static str]) -> Item {
         self.entity_from(key, entity, id, fields, &self.event.data)
     }
 
     /// As [`Self::entity`], for an object other than the event's own `data` (the user a
     /// session event carries).
-    fn entity_from(&self, key: Key, entity: &str, id: &str, fields: &[&str], data: &Value) -> Item {
+    fn entity_from(
+        &self,
+        key: Key,
+        entity: &str,
+        id: &str,
+        fields: &[&'static str],
+        data: &Data,
+    ) -> Item {
         let mut item = key.item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", id);
         self.mark_source(&mut item);
-        copy_fields(&mut item, data, fields);
-        insert(&mut item, "data", data.clone());
+        self.copy_fields(&mut item, data, fields);
+        self.set_data(&mut item, data, fields);
         item
     }
 
@@ -91,8 +145,8 @@ impl ItemBuilder<'_> {
         Versioned { item, version }
     }
 
-    fn user_item(&self, user: &User, data: &Value) -> Item {
-        let fields = [
+    fn user_item(&self, user: &User, data: &Data) -> Item {
+        const FIELDS: [&str; 8] = [
             "first_name",
             "last_name",
             "username",
@@ -102,7 +156,7 @@ impl ItemBuilder<'_> {
             "created_at",
             "updated_at",
         ];
-        let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &fields, data);
+        let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &FIELDS, data);
         if let Some(email) = user.primary_email() {
             insert(&mut item, "email", email);
             IndexEntry::user_email(email, &user.id).set_on(&mut item);
@@ -117,7 +171,12 @@ impl ItemBuilder<'_> {
 
     /// The user a session event carries, as `user.updated` would write it.
     pub(super) fn session_user(&self, user: &User) -> Versioned {
-        let data = self.event.data.get("user").cloned().unwrap_or_default();
+        let data = self
+            .event
+            .data
+            .field("user")
+            .and_then(|raw| Data::parse(raw.to_owned()))
+            .expect("the session's user was read from this object");
         self.versioned(self.user_item(user, &data), user.updated_at)
     }
 
@@ -159,25 +218,31 @@ impl ItemBuilder<'_> {
     }
 
     pub(super) fn session(&self, s: &Session) -> Versioned {
+        const SESSION_FIELDS: &[&str] = &[
+            "user_id",
+            "status",
+            "client_id",
+            "last_active_at",
+            "expire_at",
+            "abandon_at",
+            "created_at",
+            "updated_at",
+            "last_active_organization_id",
+        ];
+        let activity = self
+            .event
+            .data
+            .field("latest_activity")
+            .and_then(|raw| Data::parse(raw.to_owned()));
+        // The user has its own item; the IP address is not ours to keep.
+        let without_ip = activity
+            .as_ref()
+            .map(|a| ("latest_activity", a.edited(&["ip_address"], &[])));
+        let data = self.event.data.edited(&["user"], without_ip.as_slice());
         let key = Key::session(&s.user_id, &s.id);
-        let mut item = self.entity(
-            key,
-            "session",
-            &s.id,
-            &[
-                "user_id",
-                "status",
-                "client_id",
-                "last_active_at",
-                "expire_at",
-                "abandon_at",
-                "created_at",
-                "updated_at",
-                "last_active_organization_id",
-            ],
-        );
-        if let Some(activity) = self.event.data.get("latest_activity") {
-            copy_fields(
+        let mut item = self.entity_from(key, "session", &s.id, SESSION_FIELDS, &data);
+        if let Some(activity) = &activity {
+            self.copy_fields(
                 &mut item,
                 activity,
                 &[
@@ -188,15 +253,6 @@ impl ItemBuilder<'_> {
                 ],
             );
         }
-        // The user has its own item; the IP address is not ours to keep.
-        let mut data = self.event.data.clone();
-        if let Some(data) = data.as_object_mut() {
-            data.remove("user");
-            if let Some(Value::Object(activity)) = data.get_mut("latest_activity") {
-                activity.remove("ip_address");
-            }
-        }
-        insert(&mut item, "data", data);
         // A dead session disappears on its own once it can no longer be used.
         if let Some(end) = s.expire_at.into_iter().chain(s.abandon_at).max() {
             insert(&mut item, "expires_at", ttl_from_millis(end));
@@ -384,7 +440,11 @@ impl ItemBuilder<'_> {
         updated_at: Option<i64>,
         ids: &[(&str, &str)],
     ) -> Versioned {
-        let version = delete_version(updated_at, self.event.timestamp_ms);
+        let version = delete_version(
+            updated_at,
+            self.event.timestamp_ms,
+            self.event.timestamp_in_envelope,
+        );
         let mut item = key.item();
         insert(&mut item, "entity", entity);
         insert(&mut item, "id", id);
@@ -409,25 +469,60 @@ impl ItemBuilder<'_> {
     }
 }
 
-pub(super) fn insert(item: &mut Item, name: &str, value: impl Into<Value>) {
-    item.insert(name.to_owned(), value.into());
+/// A value the planner sets itself: a key, an id, a name, a count, a flag, a list of keys.
+pub(super) enum Attribute {
+    Text(String),
+    Number(i64),
+    Flag(bool),
+    Texts(Vec<String>),
 }
 
-/// Absent and null fields are left out rather than stored as NULL.
-fn insert_opt<T: Clone + Into<Value>>(item: &mut Item, name: &str, value: &Option<T>) {
+impl From<&str> for Attribute {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+impl From<i64> for Attribute {
+    fn from(v: i64) -> Self {
+        Self::Number(v)
+    }
+}
+impl From<bool> for Attribute {
+    fn from(v: bool) -> Self {
+        Self::Flag(v)
+    }
+}
+impl From<Vec<String>> for Attribute {
+    fn from(v: Vec<String>) -> Self {
+        Self::Texts(v)
+    }
+}
+
+impl From<Attribute> for AttributeValue {
+    fn from(value: Attribute) -> Self {
+        match value {
+            Attribute::Text(s) => AttributeValue::S(s),
+            Attribute::Number(n) => AttributeValue::N(n.to_string()),
+            Attribute::Flag(b) => AttributeValue::Bool(b),
+            Attribute::Texts(list) => {
+                AttributeValue::L(list.into_iter().map(AttributeValue::S).collect())
+            }
+        }
+    }
+}
+
+pub(super) fn insert(item: &mut Item, name: &str, value: impl Into<Attribute>) {
+    item.insert(name.to_owned(), value.into().into());
+}
+
+/// Absent fields are left out rather than stored as NULL.
+fn insert_opt(item: &mut Item, name: &str, value: &Option<String>) {
     if let Some(v) = value {
-        let v: Value = v.clone().into();
-        if !v.is_null() {
-            item.insert(name.to_owned(), v);
-        }
+        insert(item, name, v.as_str());
     }
 }
 
-/// Copies the named top-level fields of a Clerk object, leaving out absent and null ones.
-fn copy_fields(item: &mut Item, object: &Value, fields: &[&str]) {
-    for field in fields {
-        if let Some(value) = object.get(field).filter(|v| !v.is_null()) {
-            item.insert((*field).to_owned(), value.clone());
-        }
-    }
+/// An item of one attribute, to size it.
+fn single(name: &str, value: &AttributeValue) -> Item {
+    Item::from([(name.to_owned(), value.clone())])
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::fault_proxy::{dynamodb_local_addr, Fault, FaultProxy, ProxyConfig};
 use crate::helpers::rng::Rng;
 use crate::helpers::*;
+use clerk_webhooks::table::encoding;
 use history::{Expect, History};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -217,7 +218,7 @@ fn compare(history: &History, answers: &[Answers], items: &[Item]) -> Vec<String
     let mut events = BTreeSet::new();
     let mut entities = BTreeMap::new();
     for item in items {
-        let json: Value = serde_dynamo::from_item(item.clone()).expect("items convert to JSON");
+        let json = Value::Object(encoding::to_json(item).expect("items convert to JSON"));
         let (pk, sk) = (s(item, "pk"), s(item, "sk"));
         match pk.strip_prefix("EVENT#") {
             Some(svix_id) => {

@@ -123,22 +123,28 @@ async fn a_transaction_dynamodb_rejects_applies_nothing_not_even_the_event_recor
     app.deliver(&body(), &msg_id()).await;
     let before = app.scan().await;
 
-    // A newer update whose item exceeds DynamoDB's 400 KB limit: the whole transaction fails.
+    // A newer update whose `data` is over DynamoDB's 400 KB limit even compressed (600 KB of
+    // random text, inside the 1 MiB body limit): the whole transaction is refused, for good.
+    let mut rng = crate::helpers::rng::Rng::new(20);
+    let noise: String = (0..600 * 1024)
+        .map(|_| char::from(b'!' + rng.below(90) as u8))
+        .collect();
     let mut huge = user(USER, T0 + 1_000, "King");
-    huge["private_metadata"] = json!({"blob": "x".repeat(450 * 1024)});
+    huge["private_metadata"] = json!({ "blob": noise });
     let huge = envelope("user.updated", T0 + 1_005, huge);
     let id = msg_id();
     let reply = app.send(signed(&huge, &id)).await;
+    // Not `store_unavailable`: no retry can fix it, and the operator must be told apart.
     assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
+        (reply.status, reply.body["error"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("store_rejected")),
         "{}",
         reply.body
     );
     assert_eq!(app.scan().await, before, "the table changed");
     // The retry is not mistaken for a duplicate: no event record was written.
     let reply = app.send(signed(&huge, &id)).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test]

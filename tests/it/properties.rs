@@ -170,7 +170,7 @@ fn generated_cases_reach_plans_and_every_kind_of_error() {
     for seed in 0..2000 {
         let recipe = fixed_recipe(seed, false);
         let doc = mutated_fixture(fixtures(), &mut Choices::new(&recipe));
-        match Event::decode(&serde_json::to_vec(&doc).unwrap()) {
+        match Event::decode(&serde_json::to_vec(&doc).unwrap(), invariants::SIGNED_AT_MS) {
             Ok(_) => planned += 1,
             Err(DecodeError::InvalidPayload { .. }) => payload_errors += 1,
             Err(DecodeError::InvalidEnvelope(_)) => envelope_errors += 1,

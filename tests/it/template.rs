@@ -102,6 +102,19 @@ async fn template_yaml_declares_the_table_that_create_table_makes() {
                     .as_str()
                     .unwrap()
                     .to_owned(),
+                {
+                    let mut names: Vec<String> = gsi["Projection"]["NonKeyAttributes"]
+                        .as_sequence()
+                        .map(|names| {
+                            names
+                                .iter()
+                                .map(|n| n.as_str().unwrap().to_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    names.sort();
+                    names
+                },
             )
         })
         .collect();
@@ -118,6 +131,11 @@ async fn template_yaml_declares_the_table_that_create_table_makes() {
                     .unwrap()
                     .as_str()
                     .to_owned(),
+                {
+                    let mut names = gsi.projection().unwrap().non_key_attributes().to_vec();
+                    names.sort();
+                    names
+                },
             )
         })
         .collect();

@@ -91,7 +91,7 @@ impl Example {
         let updated_at = self.data()["updated_at"].as_i64();
         let timestamp = event_millis(&self.body);
         if self.is_delete() {
-            delete_version(updated_at, timestamp)
+            delete_version(updated_at, timestamp, true)
         } else {
             upsert_version(updated_at, timestamp)
         }
