@@ -382,12 +382,13 @@ impl Backfill {
         }
     }
 
-    /// The ids skipped for `kind` so far (taken: each summary lists its own).
+    /// The ids skipped for `kind` in this run so far.
     fn skipped_ids_of(&self, kind: Kind) -> Vec<String> {
-        let mut ids = self.skipped_ids.lock().expect("never poisoned");
-        let (mine, rest) = ids.drain(..).partition(|(k, _)| *k == kind);
-        *ids = rest;
-        mine.into_iter().map(|(_, id)| id).collect()
+        let ids = self.skipped_ids.lock().expect("never poisoned");
+        ids.iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Whether the invocation's deadline (Lambda) is closer than the margin.

@@ -496,3 +496,32 @@ fn message_metadata_is_opt_in_and_never_holds_content() {
     assert_eq!(item["created_at"], json!(1_716_883_200_000_i64));
     assert!(!serde_json::to_string(&item).unwrap().contains("5555550100"));
 }
+
+#[test]
+fn values_dynamodb_cannot_hold_are_left_out_of_the_top_level_and_named() {
+    let mut data = user_data();
+    data["public_metadata"] = json!({"": 1});
+    data["first_name"] = json!(1e300);
+    let p = plan_of(&event("user.updated", 1_716_883_200_500, data));
+    assert_eq!(
+        p.left_out,
+        [
+            LeftOut {
+                field: "first_name",
+                why: Unfit::Number
+            },
+            LeftOut {
+                field: "public_metadata",
+                why: Unfit::EmptyKey
+            }
+        ]
+    );
+    let (item, _, _) = put(&p.writes[1]);
+    assert!(!item.contains_key("public_metadata") && !item.contains_key("first_name"));
+    assert_eq!(
+        item["data"]["public_metadata"],
+        json!({"": 1}),
+        "kept in data"
+    );
+    assert_eq!(item["last_name"], json!("Doe"));
+}

@@ -532,3 +532,90 @@ async fn a_failing_user_count_costs_the_total_not_the_copy() {
         );
     }
 }
+
+/// (seen, written, stale, skipped) of one kind.
+fn copied(summary: &Summary, k: Kind) -> (u64, u64, u64, u64) {
+    let (seen, written, stale, skipped, _) = counts(summary, k);
+    (seen, written, stale, skipped)
+}
+
+/// Text nobody can compress much (DynamoDB refuses 600 KB of it even gzip-compressed).
+fn noise(bytes: usize) -> String {
+    let mut rng = crate::helpers::rng::Rng::new(600);
+    (0..bytes)
+        .map(|_| char::from(b'0' + rng.below(75) as u8))
+        .filter(|c| *c != '\\')
+        .collect()
+}
+
+/// Nested lists, `levels` deep, around `leaf`.
+fn nested(levels: usize, leaf: Value) -> Value {
+    (0..levels).fold(leaf, |inner, _| json!([inner]))
+}
+
+/// An end user's metadata Clerk accepts and DynamoDB cannot hold as a native value, on one
+/// user among hundreds: it is copied like any other, `data` exactly. A user whose `data` is
+/// over 400 KB even compressed (which Clerk's own limits never produce) is skipped, named in
+/// the summary, and the run goes on; run again, it finishes again.
+#[tokio::test]
+async fn one_hostile_user_never_stops_a_backfill_or_a_reconcile() {
+    let mut data = Data::generate(250, 20, 3);
+    let hostile =
+        json!({"": {"x": 1}, "huge": 1e300, "tiny": -1e-200, "deep": nested(100, json!(1))});
+    data.users[123]["unsafe_metadata"] = hostile.clone();
+    data.users[123]["public_metadata"] = hostile.clone();
+    data.users[200]["private_metadata"] = json!({ "blob": noise(600 * 1024) });
+    let expected = data.users[123].clone();
+    let fake = FakeClerk::start(data).await;
+    let app = TestApp::spawn().await;
+
+    let summary = backfill(&fake, &app, options(&ALL)).await.unwrap();
+    assert!(summary.complete, "{summary}");
+    assert_eq!(copied(&summary, Kind::Users), (250, 249, 0, 1));
+    assert_eq!(kind(&summary, Kind::Users).skipped_ids, [user_id(200)]);
+    assert_eq!(copied(&summary, Kind::Organizations), (20, 20, 0, 0));
+    assert_eq!(copied(&summary, Kind::Memberships), (60, 60, 0, 0));
+    assert_eq!(summary.skipped(), 1);
+    assert!(
+        summary
+            .to_string()
+            .contains(&format!("users skipped: {}", user_id(200))),
+        "{summary}"
+    );
+    let item = app
+        .get(&format!("USER#{}", user_id(123)), "PROFILE")
+        .await
+        .expect("the hostile user is copied");
+    let stored = clerk_webhooks::table::encoding::data_text(&item)
+        .unwrap()
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), expected);
+    assert!(
+        !item.contains_key("public_metadata"),
+        "left out, kept in data"
+    );
+    assert_eq!(s(&item, "email"), email(123));
+    assert!(app
+        .get(&format!("USER#{}", user_id(200)), "PROFILE")
+        .await
+        .is_none());
+
+    // From the start again: the same skip, and the run still finishes.
+    let again = Options {
+        restart: true,
+        ..options(&ALL)
+    };
+    let summary = backfill(&fake, &app, again).await.unwrap();
+    assert!(summary.complete, "{summary}");
+    assert_eq!(copied(&summary, Kind::Users), (250, 0, 249, 1));
+    // The reconcile lists the same users: it finishes too, naming the same one.
+    let reconcile = Options {
+        reconcile: true,
+        ..options(&ALL)
+    };
+    let summary = backfill(&fake, &app, reconcile).await.unwrap();
+    assert!(summary.complete, "{summary}");
+    assert_eq!(kind(&summary, Kind::Users).skipped_ids, [user_id(200)]);
+    let reconciled = kind(&summary, Kind::Users).reconcile.clone().unwrap();
+    assert_eq!(reconciled.counts.tombstoned, 0, "nothing is gone");
+}

@@ -13,6 +13,7 @@ mod bad_input;
 mod catalog_rules;
 mod chaos;
 mod e2e_cargo_lambda;
+mod encoding;
 mod failures;
 mod http_contract;
 mod iam;

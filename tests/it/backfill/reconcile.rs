@@ -539,3 +539,56 @@ async fn a_pinned_webhook_refuses_another_instances_events() {
     let record = app.get(&format!("EVENT#{id}"), "EVENT").await.unwrap();
     assert_eq!(s(&record, "instance_id"), "ins_2pRoDuCtIoN0000000000000");
 }
+
+/// Items the earlier encoding wrote (`data` a native map) are swept like any other: the one
+/// Clerk has since deleted is tombstoned, the others stay as they are.
+#[tokio::test]
+async fn items_with_data_as_a_map_are_reconciled_like_any_other() {
+    let data = Data::generate(5, 0, 0);
+    let fake = FakeClerk::start(data.clone()).await;
+    let app = TestApp::spawn().await;
+    let mut users = data.users.clone();
+    users.push(fake_clerk::user(5)); // deleted in Clerk since
+    for user in &users {
+        let id = user["id"].as_str().unwrap();
+        let version = user["updated_at"].as_i64().unwrap();
+        let mut item = clerk_webhooks::table::encoding::from_json(
+            json!({"pk": format!("USER#{id}"), "sk": "PROFILE", "entity": "user", "id": id,
+                   "source": "backfill", "version": version, "updated_at": version,
+                   "first_name": "Ada"})
+            .as_object()
+            .unwrap(),
+        );
+        item.insert(
+            "data".into(),
+            serde_dynamo::to_attribute_value(user).unwrap(),
+        );
+        app.client
+            .put_item()
+            .table_name(&app.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let summary = reconcile(&fake, &app).await.unwrap();
+    assert!(summary.complete, "{summary}");
+    let users = numbers(&summary, Kind::Users);
+    assert_eq!(
+        (users.live, users.confirmed_gone, users.tombstoned),
+        (6, 1, 1)
+    );
+    let gone = app
+        .get(&format!("USER#{}", user_id(5)), "PROFILE")
+        .await
+        .unwrap();
+    assert_eq!(gone.get("deleted"), Some(&AttributeValue::Bool(true)));
+    let kept = app
+        .get(&format!("USER#{}", user_id(2)), "PROFILE")
+        .await
+        .unwrap();
+    assert!(
+        matches!(kept.get("data"), Some(AttributeValue::M(_))),
+        "left as it was"
+    );
+}

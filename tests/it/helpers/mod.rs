@@ -296,8 +296,12 @@ pub fn now_secs() -> i64 {
 /// A function-URL request signed with [`SECRET`] by our own signer (interoperability with
 /// Svix's libraries is proven separately in `svix_interop.rs`).
 pub fn signed(body: &[u8], svix_id: &str) -> Request {
+    signed_at(body, svix_id, now_secs())
+}
+
+/// As [`signed`], with `svix-timestamp` = `ts` (seconds).
+pub fn signed_at(body: &[u8], svix_id: &str, ts: i64) -> Request {
     let secret = SigningSecret::parse(SECRET).unwrap();
-    let ts = now_secs();
     lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://example.lambda-url.us-east-1.on.aws/")
