@@ -30,9 +30,10 @@ pub type JsonItem = Map<String, Value>;
 /// The attribute holding the whole Clerk object.
 pub const DATA: &str = "data";
 
-/// DynamoDB nests maps and lists at most this deep; a top-level map is level 1. Pinned
-/// against DynamoDB Local by `tests/it/encoding.rs`.
-pub const MAX_DEPTH: usize = 32;
+/// How deep an attribute's maps and lists may nest, a top-level map or list being 1: DynamoDB
+/// allows 32 levels counting the item itself. Pinned against DynamoDB Local by
+/// `tests/it/encoding.rs`.
+pub const MAX_DEPTH: usize = 31;
 /// DynamoDB's number precision, in significant digits.
 const MAX_DIGITS: usize = 38;
 /// The largest item DynamoDB stores, names and values together.
@@ -41,7 +42,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// Why a JSON value cannot be a native DynamoDB attribute. Names the rule, never the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Unfit {
-    #[error("nested deeper than DynamoDB's {MAX_DEPTH} levels")]
+    #[error("nested deeper than DynamoDB's 32 levels")]
     TooDeep,
     #[error("a number DynamoDB cannot hold (over 38 digits, or beyond 1E-130..1E+126)")]
     Number,
