@@ -17,6 +17,8 @@ fi
 echo "== 1. verify and the request path against their floors (criterion)"
 cargo bench --bench verify
 cargo bench --bench request_path
+echo "== 1b. write request units per event type, before and after the item encoding; gzip levels"
+cargo bench --bench write_cost
 echo "== 2. end to end against DynamoDB Local (EMF lines on stdout are dropped)"
 cargo bench --bench dynamodb >/dev/null
 echo "== 3. the Node.js peer, driven the same way"

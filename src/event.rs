@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+pub(crate) use crate::json::text_at;
+use crate::json::RawObject;
+
 /// Why a verified body was refused (all 400: retrying the same bytes cannot help).
 ///
 /// A verified payload is refused only when storing it would be unsafe or meaningless: an id
@@ -83,22 +86,14 @@ pub enum Payload {
 #[derive(Debug, Clone)]
 pub struct Data {
     text: Box<RawValue>,
-    fields: Vec<(String, Box<RawValue>)>,
+    fields: RawObject,
 }
 
 impl Data {
     /// `None` unless `text` is a JSON object.
     pub fn parse(text: Box<RawValue>) -> Option<Self> {
-        if !text.get().starts_with('{') {
-            return None;
-        }
-        let fields = serde_json::from_str::<Fields>(text.get()).ok()?.0;
+        let fields = RawObject::parse(text.get())?;
         Some(Self { text, fields })
-    }
-
-    /// [`Data::parse`] of a JSON text.
-    pub fn from_json(text: &str) -> Option<Self> {
-        Self::parse(RawValue::from_string(text.trim().to_owned()).ok()?)
     }
 
     /// The object's JSON text, exactly as received.
@@ -108,29 +103,26 @@ impl Data {
 
     /// A top-level field's exact text (the last, if the object names it twice).
     pub fn field(&self, name: &str) -> Option<&RawValue> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_ref())
+        self.fields.get(name)
     }
 
     /// The same object without the top-level fields `names`, and with `replace`'s fields in
     /// place of those of the same name; every other field keeps its exact text.
     pub fn edited(&self, names: &[&str], replace: &[(&str, Data)]) -> Self {
-        let fields: Vec<(String, Box<RawValue>)> = self
-            .fields
-            .iter()
-            .filter(|(key, _)| !names.contains(&key.as_str()))
-            .map(
-                |(key, value)| match replace.iter().find(|(name, _)| name == key) {
-                    Some((_, data)) => (key.clone(), data.text.clone()),
-                    None => (key.clone(), value.clone()),
-                },
-            )
-            .collect();
-        let text =
-            serde_json::to_string(&Fields(fields.clone())).expect("raw JSON values serialize");
+        let fields = RawObject(
+            self.fields
+                .0
+                .iter()
+                .filter(|(key, _)| !names.contains(&key.as_str()))
+                .map(
+                    |(key, value)| match replace.iter().find(|(name, _)| name == key) {
+                        Some((_, data)) => (key.clone(), data.text.clone()),
+                        None => (key.clone(), value.clone()),
+                    },
+                )
+                .collect(),
+        );
+        let text = serde_json::to_string(&fields).expect("raw JSON values serialize");
         Self {
             text: RawValue::from_string(text).expect("serialized JSON is JSON"),
             fields,
@@ -147,38 +139,6 @@ impl Data {
 impl PartialEq for Data {
     fn eq(&self, other: &Self) -> bool {
         self.text() == other.text()
-    }
-}
-
-/// An object's entries in their order, each value as its exact text.
-struct Fields(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Fields {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Fields;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Fields, A::Error> {
-                let mut fields = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                    fields.push(entry);
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(Visitor)
-    }
-}
-
-impl serde::Serialize for Fields {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
@@ -570,17 +530,6 @@ impl Event {
             instance_id: None,
         })
     }
-}
-
-/// The string at `path` (`["organization", "id"]`) inside a JSON object's text; `None` when
-/// a step is absent or of another type. Reads one level at a time, so any depth is fine.
-pub(crate) fn text_at(json: &RawValue, path: &[&str]) -> Option<String> {
-    let mut current = json.to_owned();
-    for key in path {
-        let fields = serde_json::from_str::<Fields>(current.get()).ok()?.0;
-        current = fields.into_iter().rev().find(|(k, _)| k == key)?.1;
-    }
-    serde_json::from_str(current.get()).ok()
 }
 
 /// The part of an event type before the dot (`user`, `organizationMembership`, …): a

@@ -12,6 +12,7 @@ pub mod event;
 pub mod function_url;
 pub mod handler;
 pub mod http_client;
+pub(crate) mod json;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

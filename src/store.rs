@@ -436,7 +436,7 @@ impl Store {
                 // The idempotency check: the first delivery of a svix-id creates the record,
                 // every later one fails here and cancels its whole transaction.
                 let put = self
-                    .put(item)?
+                    .put(item)
                     .condition_expression("attribute_not_exists(pk)")
                     .build()
                     .map_err(|e| StoreError::Item(e.to_string()))?;
@@ -479,7 +479,7 @@ impl Store {
             }
         };
         let put = self
-            .put(item)?
+            .put(item)
             .condition_expression(condition)
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
@@ -491,13 +491,10 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn put(
-        &self,
-        item: &Item,
-    ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
-        Ok(Put::builder()
+    fn put(&self, item: &Item) -> aws_sdk_dynamodb::types::builders::PutBuilder {
+        Put::builder()
             .table_name(&self.table)
-            .set_item(Some(item.clone())))
+            .set_item(Some(item.clone()))
     }
 
     /// Takes the claim at `key` for `lease_ms` from `now_ms`, if nobody holds it and nobody

@@ -21,6 +21,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::json::RawObject;
+
 /// One item as DynamoDB stores it.
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -86,7 +88,8 @@ fn attribute_at(json: &RawValue, depth: usize) -> Result<AttributeValue, Unfit> 
             if depth > MAX_DEPTH {
                 return Err(Unfit::TooDeep);
             }
-            let map = object_entries(text).ok_or(Unfit::Text)?;
+            // Fails only on a key with an unpaired surrogate escape.
+            let map = RawObject::parse(text).ok_or(Unfit::Text)?.0;
             let mut out = HashMap::with_capacity(map.len());
             for (key, value) in map {
                 if key.is_empty() {
@@ -119,36 +122,6 @@ fn attribute_at(json: &RawValue, depth: usize) -> Result<AttributeValue, Unfit> 
             AttributeValue::N(text.to_owned())
         }
     })
-}
-
-/// A JSON object's entries in order, with duplicate keys kept as written (the last one is
-/// what JSON readers see, and what a DynamoDB map keeps when inserted in order).
-fn object_entries(text: &str) -> Option<Vec<(String, Box<RawValue>)>> {
-    struct Entries(Vec<(String, Box<RawValue>)>);
-    impl<'de> serde::Deserialize<'de> for Entries {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Visitor;
-            impl<'de> serde::de::Visitor<'de> for Visitor {
-                type Value = Entries;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Entries, A::Error> {
-                    let mut entries = Vec::new();
-                    while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                        entries.push(entry);
-                    }
-                    Ok(Entries(entries))
-                }
-            }
-            d.deserialize_map(Visitor)
-        }
-    }
-    // Fails only on a key with an unpaired surrogate escape.
-    serde_json::from_str::<Entries>(text).ok().map(|e| e.0)
 }
 
 /// Whether a JSON number's text is a number DynamoDB stores exactly: at most 38 significant
