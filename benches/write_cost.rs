@@ -158,7 +158,7 @@ fn large_user() -> Vec<u8> {
                 .wrapping_add(1_442_695_040_888_963_407);
             map.insert(
                 format!("setting_{}", map.len()),
-                json!({"enabled": n % 2 == 0, "value": format!("{:x}", n >> 20), "updated": 1_716_000_000 + (n % 1000) as i64}),
+                json!({"enabled": n.is_multiple_of(2), "value": format!("{:x}", n >> 20), "updated": 1_716_000_000 + (n % 1000) as i64}),
             );
         }
         Value::Object(map)
