@@ -267,3 +267,37 @@ async fn clerks_spec_replayed_in_timestamp_order_is_answered_200_and_agrees_with
         );
     }
 }
+
+/// Clerk's catalog: the spec's webhook types, and the four its Dashboard lists beyond the spec
+/// (`invitation.*`, `subscriptionItem.created`). Every one has a fixture in `events/` and a
+/// route: a type Clerk documents and the router forgets fails here, instead of answering 200
+/// `ignored` for ever (the checklist: docs/development.md, "Adding an event type").
+#[test]
+fn every_type_in_clerks_catalog_has_a_fixture_and_a_route() {
+    use clerk_webhooks::event::{Event, Payload};
+    let mut types: std::collections::BTreeSet<String> =
+        examples().into_iter().map(|e| e.event_type).collect();
+    types.extend(
+        [
+            "invitation.created",
+            "invitation.accepted",
+            "invitation.revoked",
+            "subscriptionItem.created",
+        ]
+        .map(String::from),
+    );
+    assert_eq!(types.len(), 49, "Clerk's catalog has 49 types");
+    for event_type in &types {
+        let path = format!("{}/events/{event_type}.json", env!("CARGO_MANIFEST_DIR"));
+        let body =
+            std::fs::read(&path).unwrap_or_else(|_| panic!("no fixture events/{event_type}.json"));
+        let event =
+            Event::decode(&body, 1_716_883_200_000).unwrap_or_else(|e| panic!("{event_type}: {e}"));
+        assert_eq!(&event.event_type, event_type);
+        assert_ne!(
+            event.payload,
+            Payload::Unhandled,
+            "{event_type} has no route"
+        );
+    }
+}
