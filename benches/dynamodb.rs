@@ -159,7 +159,7 @@ async fn main() {
     let table = format!("bench-{}", now_secs());
     // No stream: nothing here reads it, and DynamoDB Local slows down with every stream
     // record it keeps (the deployed table's stream costs DynamoDB's writes nothing).
-    clerk_webhooks::table::create_table_without_stream(&client, &table)
+    clerk_webhooks::store::create_table_without_stream(&client, &table)
         .await
         .expect("DynamoDB Local must be running");
     let config = Config::from_lookup(|name| match name {

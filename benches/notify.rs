@@ -9,12 +9,12 @@
 
 use std::hint::black_box;
 
-use clerk_webhooks::config::Settings;
 use clerk_webhooks::event::Event;
 use clerk_webhooks::notify::action::{actions, message, View};
 use clerk_webhooks::notify::change::{change_of_record, Window};
 use clerk_webhooks::notify::config::WithoutKeys;
 use clerk_webhooks::notify::NotifyConfig;
+use clerk_webhooks::plan::Settings;
 use clerk_webhooks::plan::{plan, Write};
 use clerk_webhooks::table::Item;
 use criterion::{criterion_group, criterion_main, Criterion};

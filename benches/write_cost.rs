@@ -16,8 +16,8 @@
 //!
 //! cargo bench --bench write_cost
 
-use clerk_webhooks::config::Settings;
 use clerk_webhooks::event::Event;
+use clerk_webhooks::plan::Settings;
 use clerk_webhooks::plan::{plan, Write};
 use clerk_webhooks::table::encoding::{self, item_size, write_units, Item, DATA};
 use clerk_webhooks::table::GSI1_PROJECTED;

@@ -78,7 +78,7 @@ async fn main() {
     let args = Args::parse();
     let client = store::client_from_env().await;
     let table = format!("clerk-webhooks-notify-bench-{}", now_ms());
-    clerk_webhooks::table::create_table(&client, &table)
+    clerk_webhooks::store::create_table(&client, &table)
         .await
         .unwrap();
     let resend = FakeResend::start().await;

@@ -118,7 +118,7 @@ async fn main() {
     let config = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(calls.clone());
     let client = aws_sdk_dynamodb::Client::from_conf(store::with_limits(config).build());
     let table = format!("clerk-webhooks-reconcile-scale-{}", now_ms());
-    clerk_webhooks::table::create_table_without_stream(&client, &table)
+    clerk_webhooks::store::create_table_without_stream(&client, &table)
         .await
         .unwrap();
     let store = Store::new(client.clone(), &table);

@@ -1,7 +1,7 @@
 //! Prints every item of the local table as one JSON object per line (`make scan`).
 //! Development only: it prints personal data, which the function itself never logs.
 use clerk_webhooks::table::encoding;
-use clerk_webhooks::{config::TABLE_VAR, store};
+use clerk_webhooks::{env::TABLE_VAR, store};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

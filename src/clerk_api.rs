@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::backoff;
-use crate::config::ConfigError;
+use crate::env::ConfigError;
 use crate::http_client;
 
 pub(crate) const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";

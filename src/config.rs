@@ -1,56 +1,23 @@
 //! Environment -> [`Config`]. Errors name the variable, never its value.
 
+use crate::env::{invalid, ConfigError, Env, TABLE_VAR};
+use crate::plan::settings::{
+    Settings, DEFAULT_EVENT_TTL_DAYS, DEFAULT_TOMBSTONE_TTL_DAYS, SECS_PER_DAY,
+};
 use crate::verify::{SecretError, SigningSecret, Verifier};
 
 /// Clerk's documented name for the signing secret.
 pub const SECRET_VAR: &str = "CLERK_WEBHOOK_SIGNING_SECRET";
 /// The name many Clerk examples use; read when [`SECRET_VAR`] is unset.
 pub const SECRET_FALLBACK_VAR: &str = "CLERK_WEBHOOK_SECRET";
-pub const TABLE_VAR: &str = "TABLE_NAME";
 pub(crate) const EVENT_TTL_VAR: &str = "EVENT_TTL_DAYS";
 pub(crate) const TOMBSTONE_TTL_VAR: &str = "TOMBSTONE_TTL_DAYS";
-pub(crate) const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
 /// `false` skips opening the DynamoDB connection at init (to measure what that saves).
 pub(crate) const WARM_UP_VAR: &str = "DYNAMODB_WARM_UP";
 /// Opt-in: keep metadata (never content) of the emails and SMS messages Clerk sends.
 pub(crate) const MESSAGE_METADATA_VAR: &str = "STORE_MESSAGE_METADATA";
 /// Optional: the Clerk instance (`ins_…`) whose events this function accepts.
 pub const INSTANCE_VAR: &str = "CLERK_INSTANCE_ID";
-
-/// Svix retries for about 27 hours and dashboard replays reuse the message id, so event
-/// records must outlive both by a wide margin.
-pub(crate) const DEFAULT_EVENT_TTL_DAYS: u32 = 30;
-/// How long a deleted object's tombstone blocks late events for it.
-pub(crate) const DEFAULT_TOMBSTONE_TTL_DAYS: u32 = 90;
-
-const SECS_PER_DAY: i64 = 24 * 60 * 60;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    #[error("{var} is invalid: {reason}")]
-    Invalid { var: &'static str, reason: String },
-}
-
-/// What the sync rules may vary: how long items live, in seconds (DynamoDB TTL is epoch
-/// seconds), and whether message metadata is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub event_secs: i64,
-    pub tombstone_secs: i64,
-    pub message_metadata: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            event_secs: i64::from(DEFAULT_EVENT_TTL_DAYS) * SECS_PER_DAY,
-            tombstone_secs: i64::from(DEFAULT_TOMBSTONE_TTL_DAYS) * SECS_PER_DAY,
-            message_metadata: false,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,35 +39,36 @@ impl Config {
 
     /// Reads configuration through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let (secret_var, secrets) = match present(SECRET_VAR) {
+        let env = Env::new(lookup);
+        let (secret_var, secrets) = match env.get(SECRET_VAR) {
             Some(v) => (SECRET_VAR, v),
             None => (
                 SECRET_FALLBACK_VAR,
-                present(SECRET_FALLBACK_VAR).ok_or(ConfigError::Missing(SECRET_VAR))?,
+                env.get(SECRET_FALLBACK_VAR)
+                    .ok_or(ConfigError::Missing(SECRET_VAR))?,
             ),
         };
-        let verifier =
-            Verifier::new(parse_secrets(&secrets).map_err(|e| ConfigError::Invalid {
-                var: secret_var,
-                reason: e.to_string(),
-            })?);
-        let table_name = present(TABLE_VAR).ok_or(ConfigError::Missing(TABLE_VAR))?;
-        let settings = Settings {
-            event_secs: days(&present, EVENT_TTL_VAR, DEFAULT_EVENT_TTL_DAYS)?,
-            tombstone_secs: days(&present, TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
-            message_metadata: flag(&present, MESSAGE_METADATA_VAR)?,
+        let verifier = Verifier::new(
+            parse_secrets(&secrets).map_err(|e| invalid(secret_var, &e.to_string()))?,
+        );
+        let days = |var, default| -> Result<i64, ConfigError> {
+            Ok(i64::from(env.number(var, 1..=3650, default, "days")?) * SECS_PER_DAY)
         };
-        let metrics_namespace = metrics_namespace(&present)?;
-        let instance_id = present(INSTANCE_VAR)
-            .map(|id| instance(INSTANCE_VAR, id.trim()))
+        let settings = Settings {
+            event_secs: days(EVENT_TTL_VAR, DEFAULT_EVENT_TTL_DAYS)?,
+            tombstone_secs: days(TOMBSTONE_TTL_VAR, DEFAULT_TOMBSTONE_TTL_DAYS)?,
+            message_metadata: env.flag(MESSAGE_METADATA_VAR, false)?,
+        };
+        let instance_id = env
+            .get(INSTANCE_VAR)
+            .map(|id| instance(INSTANCE_VAR, &id))
             .transpose()?;
         Ok(Self {
             verifier,
-            table_name: table_name.trim().to_owned(),
+            table_name: env.require(TABLE_VAR)?,
             settings,
-            metrics_namespace,
-            warm_up: present(WARM_UP_VAR).is_none_or(|v| v.trim() != "false"),
+            metrics_namespace: env.metrics_namespace()?,
+            warm_up: env.get(WARM_UP_VAR).is_none_or(|v| v != "false"),
             instance_id,
         })
     }
@@ -131,72 +99,10 @@ pub fn parse_secrets(value: &str) -> Result<Vec<SigningSecret>, SecretError> {
     Ok(secrets)
 }
 
-fn days(
-    present: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u32,
-) -> Result<i64, ConfigError> {
-    let days = match present(var) {
-        None => default,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or(ConfigError::Invalid {
-                var,
-                reason: "expected a whole number of days from 1 to 3650".into(),
-            })?,
-    };
-    Ok(i64::from(days) * SECS_PER_DAY)
-}
-
-/// `METRICS_NAMESPACE`, or the default. Shared by every function's configuration.
-pub(crate) fn metrics_namespace(
-    present: &impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
-    match present(METRICS_NAMESPACE_VAR) {
-        None => Ok(crate::metrics::DEFAULT_NAMESPACE.to_owned()),
-        Some(ns) => namespace(ns.trim()),
-    }
-}
-
-/// CloudWatch's rules for a custom namespace: 1 to 255 of letters, digits and `.-_/#: `, not
-/// starting with `:` and not in the reserved `AWS/` space.
-fn namespace(ns: &str) -> Result<String, ConfigError> {
-    let valid = (1..=255).contains(&ns.len())
-        && !ns.starts_with(':')
-        && !ns.starts_with("AWS/")
-        && ns
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
-    if valid {
-        Ok(ns.to_owned())
-    } else {
-        Err(ConfigError::Invalid {
-            var: METRICS_NAMESPACE_VAR,
-            reason: "not a valid CloudWatch namespace".into(),
-        })
-    }
-}
-
-fn flag(present: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
-    match present(var)
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("false" | "0" | "no") => Ok(false),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some(_) => Err(ConfigError::Invalid {
-            var,
-            reason: "expected true or false".into(),
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::METRICS_NAMESPACE_VAR;
     use std::collections::HashMap;
 
     const A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

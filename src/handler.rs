@@ -11,10 +11,11 @@ use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::env::ConfigError;
 use crate::event::{self, DecodeError, Event};
 use crate::function_url::{self, EventError, FunctionUrlRequest};
-use crate::metrics;
+use crate::metrics::{self, WebhookOutcome};
 use crate::plan::{plan, LeftOut, Plan};
 use crate::store::{Outcome, Store, StoreError};
 use crate::verify::{SignatureHeaders, VerifyError};
@@ -269,14 +270,14 @@ impl Handler {
         now: SystemTime,
     ) {
         let outcome = match result {
-            Ok(Accepted::Stored(Outcome::Applied)) => "Applied",
-            Ok(Accepted::Stored(Outcome::Duplicate)) => "Duplicate",
-            Ok(Accepted::Stored(Outcome::Stale)) => "Stale",
-            Ok(Accepted::Ignored) => "Ignored",
-            Err(Rejection::Store(e)) if e.is_permanent() => "StoreRejected",
+            Ok(Accepted::Stored(Outcome::Applied)) => WebhookOutcome::Applied,
+            Ok(Accepted::Stored(Outcome::Duplicate)) => WebhookOutcome::Duplicate,
+            Ok(Accepted::Stored(Outcome::Stale)) => WebhookOutcome::Stale,
+            Ok(Accepted::Ignored) => WebhookOutcome::Ignored,
+            Err(Rejection::Store(e)) if e.is_permanent() => WebhookOutcome::StoreRejected,
             // Svix retries every non-2xx; 5xx are the ones a retry can fix.
-            Err(r) if r.status().is_server_error() => "Retry",
-            Err(_) => "Rejected",
+            Err(r) if r.status().is_server_error() => WebhookOutcome::Retry,
+            Err(_) => WebhookOutcome::Rejected,
         };
         let namespace = match &self.ready {
             Ok((config, _)) => config.metrics_namespace.as_str(),

@@ -8,6 +8,7 @@ pub mod backfill;
 pub(crate) mod backoff;
 pub mod clerk_api;
 pub mod config;
+pub mod env;
 pub mod event;
 pub mod function_url;
 pub mod handler;

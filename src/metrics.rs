@@ -1,5 +1,7 @@
-//! One CloudWatch Embedded Metric Format (EMF) line per request. EMF is a JSON log line that
-//! CloudWatch Logs turns into metrics, so no SDK call and no extra crate are needed.
+//! CloudWatch Embedded Metric Format (EMF): a JSON log line that CloudWatch Logs turns into
+//! metrics, so no SDK call and no extra crate are needed. This module holds the line's shared
+//! envelope ([`line`]) and typed outcomes ([`Outcome`]), and the webhook's own line; the
+//! notifier's and the backfill's are beside them (`notify::notifier`, `backfill::summary`).
 //!
 //! Every request counts 1 in exactly one of the outcome metrics and reports its duration,
 //! with one low-cardinality dimension: the event family (`user`, `session`, …), or `none` when
@@ -18,25 +20,76 @@ pub(crate) const UNEXPECTED_ID_PREFIX: &str = "UnexpectedIdPrefix";
 /// natively (see `plan::Plan::left_out`); the value stays in `data`.
 pub(crate) const ATTRIBUTE_LEFT_OUT: &str = "AttributeLeftOut";
 
-/// The outcome metrics, in the order they are declared. `StoreRejected`: DynamoDB refused
-/// the write as invalid, which no retry fixes (a 500; alarmed on its own).
-pub const OUTCOMES: [&str; 7] = [
-    "Applied",
-    "Duplicate",
-    "Stale",
-    "Ignored",
-    "Rejected",
-    "Retry",
-    "StoreRejected",
-];
+/// What one unit of a function's work came to: each variant is one metric, and a line counts 1
+/// in exactly one of them. The metric's name is the variant's, in one place, so a name that
+/// matches no outcome cannot be written.
+pub trait Outcome: Copy + PartialEq + 'static {
+    /// Every outcome, in the order the metrics are declared.
+    const ALL: &'static [Self];
+    /// The CloudWatch metric that counts this outcome.
+    fn metric(self) -> &'static str;
+}
+
+/// The `Metrics` declarations of every outcome of `O`.
+pub(crate) fn outcome_metrics<O: Outcome>() -> Vec<Value> {
+    O::ALL
+        .iter()
+        .map(|o| json!({"Name": o.metric(), "Unit": "Count"}))
+        .collect()
+}
+
+/// Sets every outcome's value on `root`: 1 for `outcome`, 0 for the others.
+pub(crate) fn count<O: Outcome>(root: &mut Map<String, Value>, outcome: O) {
+    for &o in O::ALL {
+        root.insert(o.metric().into(), json!(u8::from(o == outcome)));
+    }
+}
+
+/// What one webhook request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Applied,
+    Duplicate,
+    Stale,
+    Ignored,
+    /// A 4xx: refused, and Svix retries it in vain.
+    Rejected,
+    /// A 5xx a retry can fix (DynamoDB throttling or unreachable, the configuration).
+    Retry,
+    /// DynamoDB refused the write as invalid: a 500 no retry fixes, alarmed on its own.
+    StoreRejected,
+}
+
+impl Outcome for WebhookOutcome {
+    const ALL: &'static [Self] = &[
+        Self::Applied,
+        Self::Duplicate,
+        Self::Stale,
+        Self::Ignored,
+        Self::Rejected,
+        Self::Retry,
+        Self::StoreRejected,
+    ];
+
+    fn metric(self) -> &'static str {
+        match self {
+            Self::Applied => "Applied",
+            Self::Duplicate => "Duplicate",
+            Self::Stale => "Stale",
+            Self::Ignored => "Ignored",
+            Self::Rejected => "Rejected",
+            Self::Retry => "Retry",
+            Self::StoreRejected => "StoreRejected",
+        }
+    }
+}
 
 /// What one request did, for its metric line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RequestMetrics<'a> {
     /// Event family, or `None` when the request was refused before it was verified and decoded.
     pub family: Option<&'a str>,
-    /// One of [`OUTCOMES`].
-    pub outcome: &'static str,
+    pub outcome: WebhookOutcome,
     /// How many of the event's ids lack their usual prefix.
     pub unexpected_id_prefixes: usize,
     /// How many top-level attributes were left out of the items.
@@ -47,10 +100,7 @@ pub struct RequestMetrics<'a> {
 
 /// The EMF JSON object for one request.
 pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
-    let mut metrics: Vec<Value> = OUTCOMES
-        .iter()
-        .map(|name| json!({"Name": name, "Unit": "Count"}))
-        .collect();
+    let mut metrics = outcome_metrics::<WebhookOutcome>();
     metrics.push(json!({"Name": UNEXPECTED_ID_PREFIX, "Unit": "Count"}));
     metrics.push(json!({"Name": ATTRIBUTE_LEFT_OUT, "Unit": "Count"}));
     metrics.push(json!({"Name": "DurationMs", "Unit": "Milliseconds"}));
@@ -59,9 +109,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
     // Families come from verified Clerk types; cap the length so a dimension stays valid.
     let family: String = m.family.unwrap_or("none").chars().take(64).collect();
     root.insert("Family".into(), Value::String(family));
-    for name in OUTCOMES {
-        root.insert(name.into(), json!(u8::from(name == m.outcome)));
-    }
+    count(&mut root, m.outcome);
     root.insert(UNEXPECTED_ID_PREFIX.into(), json!(m.unexpected_id_prefixes));
     root.insert(ATTRIBUTE_LEFT_OUT.into(), json!(m.attributes_left_out));
     root.insert("DurationMs".into(), json!(m.duration_ms));
@@ -70,7 +118,7 @@ pub fn emf(namespace: &str, m: &RequestMetrics<'_>) -> Value {
 
 /// An EMF line's `_aws` part: which of its fields are metrics, under which dimensions. The
 /// caller adds the dimensions' and the metrics' values.
-fn line(
+pub(crate) fn line(
     namespace: &str,
     dimensions: Value,
     metrics: Vec<Value>,
@@ -96,91 +144,6 @@ pub fn emit(namespace: &str, m: &RequestMetrics<'_>) {
     println!("{}", emf(namespace, m));
 }
 
-/// The notifier's outcomes, one per action it considered for a change (`Unreadable`: a
-/// record that is not a DynamoDB item, with the action `none`). Prefixed, so the webhook's
-/// alarms on `Retry` and `Rejected` never count them.
-pub const NOTIFY_OUTCOMES: [&str; 6] = [
-    "NotifySent",
-    "NotifyPreviewed",
-    "NotifyAlreadyDone",
-    "NotifyRetry",
-    "NotifyRefused",
-    "NotifyUnreadable",
-];
-
-/// The EMF JSON object for one notifier outcome (one of [`NOTIFY_OUTCOMES`]) of `action`.
-pub fn notify_emf(namespace: &str, action: &str, outcome: &str, timestamp_ms: i64) -> Value {
-    let metrics: Vec<Value> = NOTIFY_OUTCOMES
-        .iter()
-        .map(|name| json!({"Name": name, "Unit": "Count"}))
-        .collect();
-    let mut root = line(namespace, json!([["Action"], []]), metrics, timestamp_ms);
-    root.insert("Action".into(), Value::String(action.to_owned()));
-    for name in NOTIFY_OUTCOMES {
-        root.insert(name.into(), json!(u8::from(name == outcome)));
-    }
-    Value::Object(root)
-}
-
-/// The backfill's numbers, per kind (`Listed` the objects read, `Copied` those written).
-pub const BACKFILL_METRICS: [&str; 8] = [
-    "BackfillListed",
-    "BackfillCopied",
-    "BackfillStale",
-    "BackfillCandidates",
-    "BackfillConfirmedGone",
-    "BackfillUnconfirmed",
-    "BackfillTombstoned",
-    "BackfillRefused",
-];
-
-/// One EMF line per kind of a backfill or reconcile run (`Mode` = `backfill` or `reconcile`),
-/// so a dashboard shows the last run's numbers. A reconcile reports its run's totals.
-pub fn backfill_emf(
-    namespace: &str,
-    summary: &crate::backfill::Summary,
-    timestamp_ms: i64,
-) -> Vec<Value> {
-    let mode = if summary.reconcile {
-        "reconcile"
-    } else {
-        "backfill"
-    };
-    let metrics: Vec<Value> = BACKFILL_METRICS
-        .iter()
-        .map(|name| json!({"Name": name, "Unit": "Count"}))
-        .chain(std::iter::once(
-            json!({"Name": "BackfillSeconds", "Unit": "Seconds"}),
-        ))
-        .collect();
-    summary
-        .kinds
-        .iter()
-        .map(|k| {
-            let r = k.reconcile.clone().unwrap_or_default();
-            let values = [
-                k.seen,
-                k.written,
-                k.stale,
-                r.counts.candidates,
-                r.counts.confirmed_gone,
-                r.counts.unconfirmed,
-                r.counts.tombstoned,
-                r.counts.refused,
-            ];
-            let dimensions = json!([["Mode", "Kind"], ["Mode"]]);
-            let mut root = line(namespace, dimensions, metrics.clone(), timestamp_ms);
-            root.insert("Mode".into(), json!(mode));
-            root.insert("Kind".into(), json!(k.kind.as_str()));
-            for (name, value) in BACKFILL_METRICS.iter().zip(values) {
-                root.insert((*name).into(), json!(value));
-            }
-            root.insert("BackfillSeconds".into(), json!(k.seconds));
-            Value::Object(root)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,16 +154,16 @@ mod tests {
             "NS",
             &RequestMetrics {
                 family: Some("user"),
-                outcome: "Stale",
+                outcome: WebhookOutcome::Stale,
                 unexpected_id_prefixes: 2,
                 attributes_left_out: 0,
                 duration_ms: 3.5,
                 timestamp_ms: 1,
             },
         );
-        let counted: Vec<&str> = OUTCOMES
+        let counted: Vec<&str> = WebhookOutcome::ALL
             .iter()
-            .copied()
+            .map(|o| o.metric())
             .filter(|o| line[*o] == json!(1))
             .collect();
         assert_eq!(counted, ["Stale"]);
@@ -214,28 +177,12 @@ mod tests {
     }
 
     #[test]
-    fn a_notifier_line_counts_one_outcome_for_one_action() {
-        let line = notify_emf("NS", "slack", "NotifyRetry", 7);
-        let counted: Vec<&str> = NOTIFY_OUTCOMES
-            .iter()
-            .copied()
-            .filter(|o| line[*o] == json!(1))
-            .collect();
-        assert_eq!(counted, ["NotifyRetry"]);
-        assert_eq!(line["Action"], json!("slack"));
-        assert_eq!(
-            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Action"], []])
-        );
-    }
-
-    #[test]
     fn refusals_before_decoding_have_family_none() {
         let line = emf(
             DEFAULT_NAMESPACE,
             &RequestMetrics {
                 family: None,
-                outcome: "Rejected",
+                outcome: WebhookOutcome::Rejected,
                 unexpected_id_prefixes: 0,
                 attributes_left_out: 0,
                 duration_ms: 0.1,

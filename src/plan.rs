@@ -4,12 +4,13 @@
 //! The keys and index entries come from [`crate::table`], the table contract.
 
 mod items;
+pub mod settings;
 
-use crate::config::Settings;
 use crate::event::{normalize_millis, Event, Payload};
 use crate::table::encoding::Unfit;
 use crate::table::{Item, Key};
 use items::{ItemBuilder, Versioned};
+pub use settings::Settings;
 
 /// When an entity write may replace what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

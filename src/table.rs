@@ -1,5 +1,6 @@
 //! The table contract: every key format, index entry, attribute name and TTL the functions
-//! and the backfill use, the dependents a cascade deletes, and the table definition itself.
+//! and the backfill use, and the dependents a cascade deletes. Pure: `store::create_table`
+//! creates the table it describes.
 //! README.md ("The table") documents it; `template.yaml` declares the same table and a test
 //! checks the two agree.
 //!
@@ -11,9 +12,6 @@
 pub mod encoding;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
-
-use crate::store::StoreError;
 pub use encoding::Item;
 
 pub(crate) const PK: &str = "pk";
@@ -331,100 +329,6 @@ impl Dependents {
             },
         ]
     }
-}
-
-/// Creates the table of this contract (the same as `template.yaml`; a test checks they
-/// agree): on-demand, with `gsi1`, TTL and the stream. An existing table is left as it is. For local
-/// development and the tests; deployments create it with `template.yaml`.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    create(client, table, true).await
-}
-
-/// [`create_table`] without the stream, for tests and benchmarks that never read it:
-/// DynamoDB Local slows down with every stream record it keeps, deleted tables' included
-/// (measured: the chaos tests took 54 s, then 206 s, then 445 s on one DynamoDB Local with
-/// streams; 49, 38 and 41 s without).
-pub async fn create_table_without_stream(client: &Client, table: &str) -> Result<(), StoreError> {
-    create(client, table, false).await
-}
-
-async fn create(client: &Client, table: &str, stream: bool) -> Result<(), StoreError> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-        TimeToLiveSpecification,
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("name and type are set")
-    };
-    let key = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .expect("name and type are set")
-    };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(GSI1_PK, KeyType::Hash))
-        .key_schema(key(GSI1_SK, KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::Include)
-                .set_non_key_attributes(Some(
-                    GSI1_PROJECTED.iter().map(|a| (*a).to_owned()).collect(),
-                ))
-                .build(),
-        )
-        .build()
-        .expect("name, keys and projection are set");
-    let created = client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(attribute(PK))
-        .attribute_definitions(attribute(SK))
-        .attribute_definitions(attribute(GSI1_PK))
-        .attribute_definitions(attribute(GSI1_SK))
-        .key_schema(key(PK, KeyType::Hash))
-        .key_schema(key(SK, KeyType::Range))
-        .global_secondary_indexes(gsi)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_stream_specification(stream.then(|| {
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .expect("enabled is set")
-        }))
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            return Ok(())
-        }
-        Err(e) => return Err(StoreError::call("CreateTable", &e)),
-    }
-    let ttl = TimeToLiveSpecification::builder()
-        .enabled(true)
-        .attribute_name(TTL_ATTRIBUTE)
-        .build()
-        .expect("name and flag are set");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(ttl)
-        .send()
-        .await
-        .map_err(|e| StoreError::call("UpdateTimeToLive", &e))?;
-    Ok(())
 }
 
 #[cfg(test)]

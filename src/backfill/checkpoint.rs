@@ -7,7 +7,8 @@
 
 use serde_json::{json, Value};
 
-use super::Kind;
+use super::counts::ReconcileCounts;
+use super::kind::Kind;
 use crate::table::encoding::{self, JsonItem};
 use crate::table::{Item, Key};
 
@@ -52,25 +53,6 @@ pub(crate) struct ReconcileState {
     /// How far into the gone list the tombstones got.
     pub tombstone_from: u64,
     pub counts: ReconcileCounts,
-}
-
-/// What a reconcile of one kind found and did, over the whole run: kept in its checkpoint,
-/// reported in its summary and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ReconcileCounts {
-    /// Live items of the kind the sweep read.
-    pub live: u64,
-    /// Live items the listing did not return, older than the run.
-    pub candidates: u64,
-    /// Candidates Clerk still had: copied, not deleted.
-    pub found: u64,
-    /// Candidates Clerk says are gone (404; a membership absent from its user's list).
-    pub confirmed_gone: u64,
-    /// Candidates whose lookup failed: neither copied nor deleted.
-    pub unconfirmed: u64,
-    pub tombstoned: u64,
-    /// Confirmed gone, but withheld: more than the bound allows.
-    pub refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::Kind;
-use crate::config::Settings;
+use super::kind::Kind;
 use crate::event::{is_key_safe, text_at, Event};
+use crate::plan::Settings;
 use crate::plan::{plan_backfill, plan_reconcile, Plan};
 
 /// An object the webhook path would refuse too; the run counts it and goes on.

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use super::kind::Kind;
 use super::progress::Display;
-use super::Kind;
 use crate::clerk_api::{
     ApiBase, RetryPolicy, SecretKey, API_URL_VAR, MAX_PAGE_SIZE, SECRET_KEY_VAR,
 };
-use crate::config::{ConfigError, TABLE_VAR};
+use crate::env::{ConfigError, Env, TABLE_VAR};
 
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 pub(crate) const MAX_CONCURRENCY: usize = 64;
@@ -254,15 +254,13 @@ impl BackfillConfig {
         lookup: impl Fn(&str) -> Option<String>,
         dry_run: bool,
     ) -> Result<Self, ConfigError> {
-        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let key = SecretKey::parse(
-            &present(SECRET_KEY_VAR).ok_or(ConfigError::Missing(SECRET_KEY_VAR))?,
-        )?;
-        let base = match present(API_URL_VAR) {
+        let env = Env::new(lookup);
+        let key = SecretKey::parse(&env.require(SECRET_KEY_VAR)?)?;
+        let base = match env.get(API_URL_VAR) {
             Some(url) => ApiBase::parse(&url)?,
             None => ApiBase::default(),
         };
-        let table_name = present(TABLE_VAR).map(|t| t.trim().to_owned());
+        let table_name = env.get(TABLE_VAR);
         if table_name.is_none() && !dry_run {
             return Err(ConfigError::Missing(TABLE_VAR));
         }
@@ -270,7 +268,7 @@ impl BackfillConfig {
             key,
             base,
             table_name,
-            metrics_namespace: crate::config::metrics_namespace(&present)?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }

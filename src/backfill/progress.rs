@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Kind;
+use super::kind::Kind;
 use crate::clerk_api::ApiStats;
 
 /// How progress is shown.

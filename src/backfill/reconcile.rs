@@ -20,80 +20,25 @@
 //! nothing is deleted for that kind. Items written during the run (a newer version) are never
 //! candidates, and a candidate Clerk still has is copied, not deleted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use serde::Serialize;
-use serde_json::json;
 use serde_json::value::RawValue;
 
-pub use super::checkpoint::ReconcileCounts;
 use super::checkpoint::{Checkpoint, Phase, ReconcileState};
+use super::counts::Counts;
+use super::kind::Kind;
+use super::ledger::Ledger;
 use super::objects::{self, Copier};
-use super::{now_ms, write, Backfill, BackfillError, Counts, Kind, KindSummary, Skipped, Started};
+use super::run::{now_ms, write, Backfill, BackfillError, Skipped, Started};
+use super::summary::{deletion_bound, KindSummary, ReconcileSummary};
 use crate::clerk_api::ApiError;
-use crate::event::{is_key_safe, text_at, Event};
+use crate::event::{is_key_safe, text_at};
 use crate::plan::plan_reconcile;
-use crate::store::{Outcome, Store, StoreError};
+use crate::store::{Outcome, Store};
 use crate::table::encoding::{self, text};
 use crate::table::{reconcile_run, Item, Key};
-
-/// The bound on tombstones: this share of the kind's live items...
-pub const BOUND_PERCENT: u64 = 5;
-/// ...and at least this many, so a small table can lose a few.
-pub const BOUND_FLOOR: u64 = 10;
-/// How long a run's listed and gone ids are kept (TTL): past any resume.
-const CHUNK_TTL_SECS: i64 = 14 * 24 * 60 * 60;
-
-/// The most tombstones a reconcile writes for a kind with `live` live items, without
-/// `--allow-mass-delete`.
-pub fn deletion_bound(live: u64) -> u64 {
-    (live * BOUND_PERCENT / 100).max(BOUND_FLOOR)
-}
-
-/// One kind's reconcile numbers, in the summary: the run's totals, across invocations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ReconcileSummary {
-    #[serde(flatten)]
-    pub counts: ReconcileCounts,
-    /// In a dry run, the ids it would tombstone (ids only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub would_tombstone: Vec<String>,
-}
-
-/// The `entity` of the kind's items.
-fn entity(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Users => "user",
-        Kind::Organizations => "organization",
-        Kind::Memberships => "membership",
-    }
-}
-
-/// What identifies an object in the listing and in the table alike: the id of a user or an
-/// organization; a membership's organization and user (its key; Clerk gives a re-added member
-/// a new membership id).
-pub(crate) fn listed_identity(kind: Kind, object: &RawValue) -> Option<String> {
-    let id = |path: &[&str]| text_at(object, path).filter(|id| is_key_safe(id));
-    match kind {
-        Kind::Users | Kind::Organizations => id(&["id"]),
-        Kind::Memberships => Some(format!(
-            "{}#{}",
-            id(&["organization", "id"])?,
-            id(&["public_user_data", "user_id"])?
-        )),
-    }
-}
-
-fn stored_identity(kind: Kind, item: &Item) -> Option<String> {
-    let text = |name: &str| text(item, name).map(str::to_owned);
-    match kind {
-        Kind::Users | Kind::Organizations => text("id"),
-        Kind::Memberships => Some(format!("{}#{}", text("org_id")?, text("user_id")?)),
-    }
-}
 
 /// A live item the complete listing did not return, older than the run: maybe gone.
 pub(crate) fn is_candidate(
@@ -103,99 +48,10 @@ pub(crate) fn is_candidate(
     run_started_ms: i64,
 ) -> bool {
     let older = encoding::number(item, "version").is_some_and(|v| v < run_started_ms);
-    older && stored_identity(kind, item).is_some_and(|id| !listed.contains(&id))
-}
-
-/// What a confirmed-gone object needs for its tombstone: an id; for a membership
-/// `{org}#{user}#{membership id}`.
-fn gone_entry(kind: Kind, item: &Item) -> Option<String> {
-    let id = text(item, "id")?;
-    match kind {
-        Kind::Users | Kind::Organizations => Some(id.to_owned()),
-        Kind::Memberships => Some(format!("{}#{id}", stored_identity(kind, item)?)),
-    }
-}
-
-/// The `*.deleted` webhook of a confirmed-gone object, as Clerk would send it, at `now_ms`.
-pub(crate) fn deleted_event(kind: Kind, entry: &str, now_ms: i64) -> Option<Event> {
-    let (event_type, data) = match kind {
-        Kind::Users => (
-            "user.deleted",
-            json!({"object": "user", "id": entry, "deleted": true}),
-        ),
-        Kind::Organizations => (
-            "organization.deleted",
-            json!({"object": "organization", "id": entry, "deleted": true}),
-        ),
-        Kind::Memberships => {
-            let mut parts = entry.splitn(3, '#');
-            let (org, user, id) = (parts.next()?, parts.next()?, parts.next()?);
-            (
-                "organizationMembership.deleted",
-                json!({"object": "organization_membership", "id": id,
-                       "organization": {"id": org}, "public_user_data": {"user_id": user}}),
-            )
-        }
-    };
-    let data = serde_json::value::to_raw_value(&data).ok()?;
-    Event::from_data(event_type, now_ms, &data).ok()
-}
-
-/// Where a run's listed and gone ids are kept: in the table, so an invocation can resume
-/// where another stopped; in memory for a dry run, which writes nothing.
-pub(super) enum Ledger {
-    Table(Store),
-    Memory(Mutex<BTreeMap<(String, String), Vec<String>>>),
-}
-
-impl Ledger {
-    pub(super) async fn save(&self, key: Key, ids: Vec<String>) -> Result<(), StoreError> {
-        match self {
-            Self::Table(store) => {
-                let expires = now_ms().div_euclid(1000) + CHUNK_TTL_SECS;
-                let item = json!({
-                    "pk": key.pk, "sk": key.sk, "entity": "reconcile_chunk", "ids": ids,
-                    crate::table::TTL_ATTRIBUTE: expires,
-                });
-                let item = item.as_object().expect("built as an object");
-                store.put_item(&encoding::from_json(item)).await
-            }
-            Self::Memory(chunks) => {
-                chunks
-                    .lock()
-                    .expect("never poisoned")
-                    .insert((key.pk, key.sk), ids);
-                Ok(())
-            }
-        }
-    }
-
-    /// Every id of the run's chunks of `part` (`LISTED`, `GONE`), in order.
-    async fn load(&self, pk: &str, part: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{part}#");
-        match self {
-            Self::Table(store) => Ok(store
-                .partition(pk)
-                .await?
-                .iter()
-                .filter(|item| text(item, "sk").is_some_and(|sk| sk.starts_with(&prefix)))
-                .flat_map(|item| match item.get("ids") {
-                    Some(AttributeValue::L(ids)) => ids
-                        .iter()
-                        .filter_map(|id| id.as_s().ok().cloned())
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .collect()),
-            Self::Memory(chunks) => Ok(chunks
-                .lock()
-                .expect("never poisoned")
-                .iter()
-                .filter(|((p, sk), _)| p == pk && sk.starts_with(&prefix))
-                .flat_map(|(_, ids)| ids.iter().cloned())
-                .collect()),
-        }
-    }
+    older
+        && kind
+            .stored_identity(item)
+            .is_some_and(|id| !listed.contains(&id))
 }
 
 /// What a candidate's own lookup said.
@@ -258,13 +114,7 @@ impl Backfill {
             let (listed, next) = self
                 .list_kind(kind, checkpoint.clone(), Some(&ledger))
                 .await?;
-            counts.add(&Counts {
-                seen: listed.seen,
-                written: listed.written,
-                stale: listed.stale,
-                skipped: listed.skipped,
-                pages: listed.pages,
-            });
+            counts.add(&listed.counts);
             *checkpoint = next;
             if !checkpoint.complete {
                 return Ok(false);
@@ -345,10 +195,7 @@ impl Backfill {
         let run = state(checkpoint).run_started_ms;
         let pk = reconcile_run(kind.as_str(), run);
         let listed: HashSet<String> = ledger.load(&pk, "LISTED").await?.into_iter().collect();
-        let attributes: &[&str] = match kind {
-            Kind::Memberships => &["id", "version", "org_id", "user_id"],
-            _ => &["id", "version"],
-        };
+        let attributes = kind.sweep_attributes();
         loop {
             if self.out_of_time() {
                 tracing::warn!(
@@ -361,7 +208,7 @@ impl Backfill {
                 .scan_from
                 .as_ref()
                 .map(encoding::from_json);
-            let (items, next) = store.scan_live(entity(kind), attributes, from).await?;
+            let (items, next) = store.scan_live(kind.entity(), attributes, from).await?;
             let mut gone = Vec::new();
             for item in &items {
                 state_mut(checkpoint).counts.live += 1;
@@ -377,7 +224,7 @@ impl Backfill {
                     }
                     Lookup::Gone => {
                         state_mut(checkpoint).counts.confirmed_gone += 1;
-                        gone.extend(gone_entry(kind, item));
+                        gone.extend(kind.gone_entry(item));
                     }
                     Lookup::Failed(error) => {
                         state_mut(checkpoint).counts.unconfirmed += 1;
@@ -390,7 +237,7 @@ impl Backfill {
             state.sweep_pages += 1;
             if !gone.is_empty() {
                 let key = Key::reconcile_chunk(kind.as_str(), run, "GONE", state.sweep_pages);
-                ledger.save(key, gone).await?;
+                ledger.save(key, gone, now_ms()).await?;
             }
             state.scan_from = next.map(|key| encoding::to_json(&key).expect("a key is strings"));
             let end = state.scan_from.is_none();
@@ -504,7 +351,8 @@ impl Backfill {
                 );
                 return Ok(false);
             }
-            let Some(plan) = deleted_event(kind, entry, now_ms())
+            let Some(plan) = kind
+                .deleted_event(entry, now_ms())
                 .and_then(|event| plan_reconcile(&event, &self.settings, now_ms()))
             else {
                 continue;
@@ -550,13 +398,10 @@ fn state_mut(checkpoint: &mut Checkpoint) -> &mut ReconcileState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn item(value: serde_json::Value) -> Item {
         encoding::from_json(value.as_object().unwrap())
-    }
-
-    fn raw(value: serde_json::Value) -> Box<RawValue> {
-        serde_json::value::to_raw_value(&value).unwrap()
     }
 
     #[test]
@@ -613,63 +458,5 @@ mod tests {
             &listed,
             run
         ));
-    }
-
-    #[test]
-    fn listing_and_table_identify_a_membership_by_its_key() {
-        let object = json!({"id": "orgmem_new", "organization": {"id": "org_1"},
-                            "public_user_data": {"user_id": "user_1"}});
-        assert_eq!(
-            listed_identity(Kind::Memberships, &raw(object)).as_deref(),
-            Some("org_1#user_1")
-        );
-        assert_eq!(
-            listed_identity(Kind::Users, &raw(json!({"id": "user#1"}))),
-            None
-        );
-        let stored = item(json!({"id": "orgmem_old", "org_id": "org_1", "user_id": "user_1"}));
-        assert_eq!(
-            stored_identity(Kind::Memberships, &stored).as_deref(),
-            Some("org_1#user_1")
-        );
-        assert_eq!(
-            gone_entry(Kind::Memberships, &stored).as_deref(),
-            Some("org_1#user_1#orgmem_old")
-        );
-    }
-
-    #[test]
-    fn a_gone_object_gets_its_deleted_webhooks_plan() {
-        const NOW: i64 = 1_800_000_000_000;
-        use crate::plan::{Cascade, Write};
-        let settings = crate::config::Settings::default();
-        let user = deleted_event(Kind::Users, "user_1", NOW).unwrap();
-        let plan = plan_reconcile(&user, &settings, NOW).unwrap();
-        assert_eq!(
-            plan.cascade,
-            Some(Cascade::User {
-                user_id: "user_1".into()
-            })
-        );
-        let Write::Put { item, version, .. } = &plan.writes[0] else {
-            panic!("a tombstone first: {plan:?}");
-        };
-        assert_eq!(
-            (item["deleted"].clone(), item["source"].clone(), *version),
-            (
-                AttributeValue::Bool(true),
-                AttributeValue::S("reconcile".into()),
-                NOW
-            )
-        );
-        assert!(!item.contains_key("last_svix_id"));
-        let member = deleted_event(Kind::Memberships, "org_1#user_1#orgmem_1", NOW).unwrap();
-        let plan = plan_reconcile(&member, &settings, NOW).unwrap();
-        let Write::Put { item, .. } = &plan.writes[0] else {
-            panic!()
-        };
-        assert_eq!(Key::of(item), Some(Key::membership("org_1", "user_1")));
-        assert_eq!(encoding::text(item, "id"), Some("orgmem_1"));
-        assert_eq!(deleted_event(Kind::Memberships, "org_1", NOW), None);
     }
 }

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use clerk_webhooks::backfill::options::{Args, BackfillConfig, Invocation, Options};
 use clerk_webhooks::backfill::progress::Display;
-use clerk_webhooks::backfill::{Backfill, Summary};
+use clerk_webhooks::backfill::{backfill_emf, Backfill, Summary};
 use clerk_webhooks::clerk_api::ClerkApi;
-use clerk_webhooks::metrics;
 use clerk_webhooks::store::{self, Store};
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 
@@ -98,7 +97,7 @@ async fn backfill_invocation(event: LambdaEvent<serde_json::Value>) -> Result<Su
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
-    for line in metrics::backfill_emf(&config.metrics_namespace, &summary, now_ms) {
+    for line in backfill_emf(&config.metrics_namespace, &summary, now_ms) {
         println!("{line}");
     }
     Ok(summary)

@@ -2,7 +2,7 @@
 //! window. Errors name the variable, never its value: two of them are credentials (the Resend
 //! key, and the Slack webhook URL, which is its own credential).
 
-use crate::config::{metrics_namespace, ConfigError, TABLE_VAR};
+use crate::env::{ConfigError, Env, TABLE_VAR};
 
 use super::action::Action;
 use super::change::{ChangeKind, Window};
@@ -104,12 +104,9 @@ impl NotifyConfig {
         lookup: impl Fn(&str) -> Option<String>,
         without_keys: WithoutKeys,
     ) -> Result<Self, ConfigError> {
-        let present = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let table_name = present(TABLE_VAR).ok_or(ConfigError::Missing(TABLE_VAR))?;
+        let env = Env::new(lookup);
+        let present = |name: &str| env.get(name);
+        let table_name = env.require(TABLE_VAR)?;
         let delivery = |var: &'static str| match (present(var), without_keys) {
             (Some(value), _) => Some(Delivery::Send(Secret(value))),
             (None, WithoutKeys::Preview) => Some(Delivery::Preview),
@@ -149,20 +146,15 @@ impl NotifyConfig {
                 Some(SlackSettings { delivery, notify })
             }
         };
-        let max_age_hours = match present(MAX_AGE_VAR) {
-            None => Window::DEFAULT_MAX_AGE_HOURS,
-            Some(hours) => hours
-                .parse::<i64>()
-                .ok()
-                .filter(|h| (1..=MAX_AGE_HOURS).contains(h))
-                .ok_or(ConfigError::Invalid {
-                    var: MAX_AGE_VAR,
-                    reason: format!("expected a whole number of hours from 1 to {MAX_AGE_HOURS}"),
-                })?,
-        };
+        let max_age_hours = env.number(
+            MAX_AGE_VAR,
+            1..=MAX_AGE_HOURS,
+            Window::DEFAULT_MAX_AGE_HOURS,
+            "hours",
+        )?;
         Ok(Self {
             table_name,
-            metrics_namespace: metrics_namespace(&present)?,
+            metrics_namespace: env.metrics_namespace()?,
             max_age_hours,
             email,
             slack,

@@ -29,7 +29,7 @@ use super::answer::Answer;
 use super::change::{change_of_record, record_time_ms, Change, Window};
 use super::config::{Delivery, NotifyConfig};
 use super::sender::{target, Sender};
-use crate::config::ConfigError;
+use crate::env::ConfigError;
 use crate::metrics;
 use crate::store::{Claim, Finished, Store, StoreError};
 use crate::table::Key;
@@ -236,7 +236,7 @@ impl Ready {
                     %error,
                     "notify: unreadable stream record, skipped"
                 );
-                self.metric("none", "NotifyUnreadable", now);
+                self.metric("none", NotifyOutcome::Unreadable, now);
                 return Progress::Done;
             }
         };
@@ -265,7 +265,7 @@ impl Ready {
             Ok(Claim::Taken { token, attempt }) => (token, attempt),
             Ok(Claim::Done | Claim::Failed) => {
                 tracing::debug!(action = name, change = %change_id, "notify: already done");
-                self.metric(name, "NotifyAlreadyDone", clock.now_ms());
+                self.metric(name, NotifyOutcome::AlreadyDone, clock.now_ms());
                 return Progress::Done;
             }
             Ok(Claim::Held { .. }) => {
@@ -274,12 +274,12 @@ impl Ready {
                     change = %change_id,
                     "notify retry: another invocation holds the claim"
                 );
-                self.metric(name, "NotifyRetry", clock.now_ms());
+                self.metric(name, NotifyOutcome::Retry, clock.now_ms());
                 return Progress::Retry;
             }
             Err(error) => {
                 tracing::warn!(action = name, change = %change_id, %error, "notify retry: could not claim");
-                self.metric(name, "NotifyRetry", clock.now_ms());
+                self.metric(name, NotifyOutcome::Retry, clock.now_ms());
                 return Progress::Retry;
             }
         };
@@ -295,7 +295,7 @@ impl Ready {
                 );
             }
             self.finish(&key, &token, Finished::Done).await;
-            self.metric(name, "NotifyPreviewed", clock.now_ms());
+            self.metric(name, NotifyOutcome::Previewed, clock.now_ms());
             return Progress::Done;
         }
         let Some((target, message)) = message(action, change, &self.config, View::Real)
@@ -317,7 +317,7 @@ impl Ready {
                         action = name, change = %change_id, attempt, status = reply.status,
                         duration_ms, "notify sent"
                     );
-                    self.metric(name, "NotifySent", clock.now_ms());
+                    self.metric(name, NotifyOutcome::Sent, clock.now_ms());
                     return Progress::Done;
                 }
                 Answer::Refused { status } => {
@@ -327,7 +327,7 @@ impl Ready {
                         code = reply.code.as_deref(), duration_ms,
                         "notify refused: permanent, not retried (check the action's configuration)"
                     );
-                    self.metric(name, "NotifyRefused", clock.now_ms());
+                    self.metric(name, NotifyOutcome::Refused, clock.now_ms());
                     return Progress::Done;
                 }
                 Answer::RetryLater { .. } => {
@@ -357,7 +357,7 @@ impl Ready {
                         code = reply.code.as_deref(), duration_ms,
                         "notify retry: the record is handed back to Lambda"
                     );
-                    self.metric(name, "NotifyRetry", clock.now_ms());
+                    self.metric(name, NotifyOutcome::Retry, clock.now_ms());
                     return Progress::Retry;
                 }
             }
@@ -401,12 +401,65 @@ impl Ready {
         }
     }
 
-    fn metric(&self, action: &str, outcome: &str, now_ms: i64) {
+    fn metric(&self, action: &str, outcome: NotifyOutcome, now_ms: i64) {
         println!(
             "{}",
-            metrics::notify_emf(&self.config.metrics_namespace, action, outcome, now_ms)
+            notify_emf(&self.config.metrics_namespace, action, outcome, now_ms)
         );
     }
+}
+
+/// What the notifier did about one action for one change (`Unreadable`: a record that is not
+/// a DynamoDB item, with the action `none`). Prefixed, so the webhook's alarms on `Retry` and
+/// `Rejected` never count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    Sent,
+    Previewed,
+    AlreadyDone,
+    Retry,
+    Refused,
+    Unreadable,
+}
+
+impl metrics::Outcome for NotifyOutcome {
+    const ALL: &'static [Self] = &[
+        Self::Sent,
+        Self::Previewed,
+        Self::AlreadyDone,
+        Self::Retry,
+        Self::Refused,
+        Self::Unreadable,
+    ];
+
+    fn metric(self) -> &'static str {
+        match self {
+            Self::Sent => "NotifySent",
+            Self::Previewed => "NotifyPreviewed",
+            Self::AlreadyDone => "NotifyAlreadyDone",
+            Self::Retry => "NotifyRetry",
+            Self::Refused => "NotifyRefused",
+            Self::Unreadable => "NotifyUnreadable",
+        }
+    }
+}
+
+/// The EMF JSON object for one notifier outcome of `action`.
+pub fn notify_emf(
+    namespace: &str,
+    action: &str,
+    outcome: NotifyOutcome,
+    timestamp_ms: i64,
+) -> serde_json::Value {
+    let metrics = metrics::outcome_metrics::<NotifyOutcome>();
+    let dimensions = serde_json::json!([["Action"], []]);
+    let mut root = metrics::line(namespace, dimensions, metrics, timestamp_ms);
+    root.insert(
+        "Action".into(),
+        serde_json::Value::String(action.to_owned()),
+    );
+    metrics::count(&mut root, outcome);
+    serde_json::Value::Object(root)
 }
 
 #[cfg(test)]
@@ -414,6 +467,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_notifier_line_counts_one_outcome_for_one_action() {
+        use crate::metrics::Outcome;
+        let line = notify_emf("NS", "slack", NotifyOutcome::Retry, 7);
+        let counted: Vec<&str> = NotifyOutcome::ALL
+            .iter()
+            .map(|o| o.metric())
+            .filter(|o| line[*o] == json!(1))
+            .collect();
+        assert_eq!(counted, ["NotifyRetry"]);
+        assert_eq!(line["Action"], json!("slack"));
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Action"], []])
+        );
+    }
 
     #[test]
     fn the_response_is_lambdas_partial_batch_shape() {

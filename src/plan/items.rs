@@ -9,12 +9,12 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{delete_version, upsert_version, LeftOut, Source};
-use crate::config::Settings;
 use crate::event::{
     is_key_safe, normalize_millis, Billing, Data, Domain, Event, Invitation, Membership, Message,
     MessageKind, Organization, OrganizationInvitation, Permission, Role, Session, User,
     WaitlistEntry,
 };
+use crate::plan::Settings;
 use crate::table::encoding::{self, Unfit, DATA, MAX_ITEM_BYTES};
 use crate::table::{IndexEntry, Item, Key};
 

@@ -72,7 +72,8 @@ fn kind(summary: &Summary, kind: Kind) -> &clerk_webhooks::backfill::KindSummary
 /// (seen, written, stale, skipped, pages) of one kind.
 fn counts(summary: &Summary, k: Kind) -> (u64, u64, u64, u64, u64) {
     let k = kind(summary, k);
-    (k.seen, k.written, k.stale, k.skipped, k.pages)
+    let c = k.counts;
+    (c.seen, c.written, c.stale, c.skipped, c.pages)
 }
 
 fn entities(items: &[Item], entity: &str) -> Vec<Item> {

@@ -52,7 +52,10 @@ async fn the_secret_key_and_personal_data_never_reach_the_logs() {
         .run()
         .await
         .unwrap();
-    assert_eq!(summary.kinds.iter().map(|k| k.skipped).sum::<u64>(), 2);
+    assert_eq!(
+        summary.kinds.iter().map(|k| k.counts.skipped).sum::<u64>(),
+        2
+    );
 
     // A refused key, logged the way the Lambda runtime logs a failed invocation.
     let wrong = SecretKey::parse("sk_test_WrongKeyWrongKeyWrongKey").unwrap();

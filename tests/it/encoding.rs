@@ -365,7 +365,7 @@ fn random_json_round_trips_exactly_and_dynamodb_local_takes_every_item() {
         .unwrap();
     let app = runtime.block_on(TestApp::spawn());
     let store = app.backfill_store();
-    let settings = clerk_webhooks::config::Settings::default();
+    let settings = clerk_webhooks::plan::Settings::default();
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 96,
         failure_persistence: None,

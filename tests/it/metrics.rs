@@ -2,12 +2,12 @@
 //! request whatever happened to it.
 
 use crate::helpers::emf::validate;
-use clerk_webhooks::metrics::{emf, RequestMetrics, DEFAULT_NAMESPACE, OUTCOMES};
+use clerk_webhooks::metrics::{emf, Outcome, RequestMetrics, WebhookOutcome, DEFAULT_NAMESPACE};
 use serde_json::json;
 
 #[test]
 fn every_outcome_makes_a_valid_emf_line() {
-    for outcome in OUTCOMES {
+    for &outcome in WebhookOutcome::ALL {
         for family in [Some("user"), Some("organizationMembership"), None] {
             let line = emf(
                 DEFAULT_NAMESPACE,
@@ -20,10 +20,13 @@ fn every_outcome_makes_a_valid_emf_line() {
                     timestamp_ms: 1_795_726_968_463,
                 },
             );
-            validate(&line).unwrap_or_else(|e| panic!("{outcome}: {e}: {line}"));
-            let total: i64 = OUTCOMES.iter().map(|o| line[*o].as_i64().unwrap()).sum();
+            validate(&line).unwrap_or_else(|e| panic!("{outcome:?}: {e}: {line}"));
+            let total: i64 = WebhookOutcome::ALL
+                .iter()
+                .map(|o| line[o.metric()].as_i64().unwrap())
+                .sum();
             assert_eq!(total, 1);
-            assert_eq!(line[outcome], json!(1));
+            assert_eq!(line[outcome.metric()], json!(1));
         }
     }
 }
@@ -34,7 +37,7 @@ fn the_checker_rejects_what_cloudwatch_rejects() {
         DEFAULT_NAMESPACE,
         &RequestMetrics {
             family: Some("user"),
-            outcome: "Applied",
+            outcome: WebhookOutcome::Applied,
             unexpected_id_prefixes: 0,
             attributes_left_out: 0,
             duration_ms: 1.0,
@@ -61,22 +64,25 @@ fn the_checker_rejects_what_cloudwatch_rejects() {
 /// The notifier's and the backfill's lines pass the same checker.
 #[test]
 fn the_notifier_and_backfill_lines_are_valid_emf_too() {
-    use clerk_webhooks::backfill::reconcile::{ReconcileCounts, ReconcileSummary};
-    use clerk_webhooks::backfill::{Kind, KindSummary, Summary};
-    use clerk_webhooks::metrics::{backfill_emf, notify_emf, NOTIFY_OUTCOMES};
-    for outcome in NOTIFY_OUTCOMES {
+    use clerk_webhooks::backfill::{
+        backfill_emf, Counts, Kind, KindSummary, ReconcileCounts, ReconcileSummary, Summary,
+    };
+    use clerk_webhooks::notify::notifier::{notify_emf, NotifyOutcome};
+    for &outcome in NotifyOutcome::ALL {
         let line = notify_emf(DEFAULT_NAMESPACE, "welcome_email", outcome, 1);
-        validate(&line).unwrap_or_else(|e| panic!("{outcome}: {e}: {line}"));
+        validate(&line).unwrap_or_else(|e| panic!("{outcome:?}: {e}: {line}"));
     }
     let kind = |kind, reconcile| KindSummary {
         kind,
         started_at: "the first user".into(),
-        seen: 10,
-        written: 2,
-        stale: 8,
-        skipped: 0,
+        counts: Counts {
+            seen: 10,
+            written: 2,
+            stale: 8,
+            skipped: 0,
+            pages: 1,
+        },
         skipped_ids: Vec::new(),
-        pages: 1,
         rate_limited: 0,
         retries: 0,
         seconds: 1.5,

@@ -8,8 +8,8 @@ mod invariants;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clerk_webhooks::config::Settings;
 use clerk_webhooks::event::{DecodeError, Event};
+use clerk_webhooks::plan::Settings;
 use clerk_webhooks::verify::SigningSecret;
 use invariants::*;
 use proptest::collection::vec;

@@ -1,4 +1,4 @@
-//! `template.yaml` and `table::create_table` (used by scripts and tests) describe the same
+//! `template.yaml` and `store::create_table` (used by scripts and tests) describe the same
 //! table: read the table back from DynamoDB Local and compare it, part by part, with the
 //! template's `Table` resource.
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use clerk_webhooks::backfill::instance::WrongInstance;
-use clerk_webhooks::backfill::reconcile::{ReconcileCounts, ReconcileSummary};
+use clerk_webhooks::backfill::{ReconcileCounts, ReconcileSummary};
 use clerk_webhooks::clerk_api::RetryPolicy;
 use clerk_webhooks::config::Config;
 use clerk_webhooks::handler::Handler;

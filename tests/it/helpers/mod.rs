@@ -73,7 +73,7 @@ pub async fn fresh_table_with_stream(client: &Client) -> String {
 
 /// Creates a table no other test uses, so tests run in parallel on one DynamoDB Local. With
 /// `stream` off unless the test reads the stream: DynamoDB Local slows down with every stream
-/// record it keeps (see `table::create_table_without_stream`).
+/// record it keeps (see `store::create_table_without_stream`).
 async fn new_table(client: &Client, stream: bool) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     static SWEPT: AtomicBool = AtomicBool::new(false);
@@ -91,9 +91,9 @@ async fn new_table(client: &Client, stream: bool) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let created = if stream {
-        clerk_webhooks::table::create_table(client, &table).await
+        clerk_webhooks::store::create_table(client, &table).await
     } else {
-        clerk_webhooks::table::create_table_without_stream(client, &table).await
+        clerk_webhooks::store::create_table_without_stream(client, &table).await
     };
     created.unwrap_or_else(|e| {
         panic!("cannot create a table in DynamoDB Local at {} ({e}); start it with `scripts/dynamodb-local.sh start`", endpoint())

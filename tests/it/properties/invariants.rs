@@ -12,11 +12,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use clerk_webhooks::config::{Config, Settings};
+use clerk_webhooks::config::Config;
 use clerk_webhooks::event::{
     self, normalize_millis, BillingKind, DecodeError, Event, MessageKind, Payload,
 };
 use clerk_webhooks::handler::{self, RequestFacts};
+use clerk_webhooks::plan::Settings;
 use clerk_webhooks::plan::{self, Guard, Plan, Write};
 use clerk_webhooks::table::{self, Item, Key};
 use clerk_webhooks::verify::{
