@@ -1,7 +1,7 @@
 //! The table contract: every key format, index entry, attribute name and TTL the functions
 //! and the backfill use, and the dependents a cascade deletes. Pure: `store::create_table`
 //! creates the table it describes.
-//! README.md ("The table") documents it; `template.yaml` declares the same table and a test
+//! docs/table.md documents it; `template.yaml` declares the same table and a test
 //! checks the two agree.
 //!
 //! One table, single-table design: `pk` / `sk` (strings), one global secondary index `gsi1`

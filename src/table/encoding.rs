@@ -6,7 +6,7 @@
 //!   attribute. Any JSON fits (any depth, any number, any key) and decoding gives back
 //!   exactly the bytes Clerk sent. gzip rather than zstd: every language's standard library
 //!   reads it (`zlib.gunzipSync`, `gzip.decompress`, `gunzip`), and on Clerk's payloads it
-//!   compresses as well as zstd's default level (BENCHMARKS.md, "Item encoding").
+//!   compresses as well as zstd's default level (BENCHMARKS.md, "Write cost and the item encoding").
 //! - **Top-level attributes** (`email`, names, `public_metadata`, …) are native DynamoDB
 //!   values, converted from Clerk's exact JSON text by [`attribute`], which refuses what
 //!   DynamoDB cannot hold exactly ([`Unfit`]) so the planner can leave that field out

@@ -1,6 +1,6 @@
 //! The notifier on DynamoDB Local's real Streams API: the records the webhook function's
 //! transactions produce, read with GetRecords and handed over in the JSON Lambda delivers
-//! (`NEW_AND_OLD_IMAGES`), make exactly the changes README's table of changes names, and
+//! (`NEW_AND_OLD_IMAGES`), make exactly the changes docs/notifications.md's table of changes names, and
 //! nothing for retries, replays, stale events or updates; `actions` then sends each change's
 //! email and posts once, against fakes of Resend and Slack.
 

@@ -155,7 +155,7 @@ fn story() -> Vec<(String, Value, String)> {
     events
 }
 
-/// The item each type writes, as the table contract in README.md describes it: an oracle
+/// The item each type writes, as the table contract in docs/table.md describes it: an oracle
 /// written apart from the planner.
 fn expected_key(event_type: &str, data: &Value) -> Option<(String, String)> {
     let field = |path: &[&str]| {

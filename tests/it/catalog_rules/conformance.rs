@@ -57,7 +57,7 @@ impl Example {
             .to_owned()
     }
 
-    /// The item the example writes, from the README's table of items. `None` for a message,
+    /// The item the example writes, from docs/table.md's table of items. `None` for a message,
     /// which writes only its event record by default.
     fn key(&self) -> Option<Key> {
         let id = || self.str(&["id"]);
@@ -82,11 +82,11 @@ impl Example {
             "subscriptionItem" => Key::profile("SUBSCRIPTION_ITEM", &id()),
             "paymentAttempt" => Key::profile("PAYMENT_ATTEMPT", &id()),
             "email" | "sms" => return None,
-            other => panic!("the spec documents a family the README does not: {other}"),
+            other => panic!("the spec documents a family docs/sync-rules.md does not: {other}"),
         })
     }
 
-    /// The version the README's rules give the example.
+    /// The version docs/sync-rules.md's rules give the example.
     fn version(&self) -> i64 {
         let updated_at = self.data()["updated_at"].as_i64();
         let timestamp = event_millis(&self.body);

@@ -5,7 +5,7 @@
 //! deleted; memberships added, re-roled, removed and re-added; sessions started and ended.
 //! Each event's payload is a fixture from `events/` with its ids, names and times replaced.
 //! Beside it, the generator keeps the [`Model`]: what the table holds once every event is
-//! applied in order. It is written from the README's rules, not from the planner.
+//! applied in order. It is written from docs/sync-rules.md's rules, not from the planner.
 
 use std::collections::{BTreeMap, BTreeSet};
 
