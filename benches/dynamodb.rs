@@ -6,15 +6,10 @@
 //! scripts/dynamodb-local.sh start && cargo bench --bench dynamodb
 //! (EVENTS=2000 by default; AWS_ENDPOINT_URL_DYNAMODB overrides the endpoint.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
-use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 use clerk_webhooks::config::Config;
@@ -24,32 +19,13 @@ use clerk_webhooks::store::{self, Store};
 use clerk_webhooks::verify::SigningSecret;
 use serde_json::{json, Value};
 
+// DynamoDB calls per outcome: the suite's own call log (this bench uses part of it).
+#[allow(dead_code)]
+#[path = "../tests/it/helpers/call_log.rs"]
+mod call_log;
+use call_log::CallLog;
+
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// Counts every HTTP request the SDK sends (retries included): DynamoDB calls.
-#[derive(Debug, Clone, Default)]
-struct CallCounter(Arc<AtomicUsize>);
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "CallCounter"
-    }
-    fn read_before_transmit(
-        &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-impl CallCounter {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::Relaxed)
-    }
-}
 
 fn now_secs() -> i64 {
     SystemTime::now()
@@ -148,7 +124,7 @@ async fn main() {
         .unwrap_or(2000);
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
-    let counter = CallCounter::default();
+    let counter = CallLog::default();
     let builder = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -200,28 +176,32 @@ async fn main() {
     );
 
     // 2. DynamoDB calls per outcome (retries would count too).
-    counter.take();
+    counter.take_total() as usize;
     let mut calls = Vec::new();
     let once = signed(&user_created(9_000_001), "msg_calls_applied");
     let again = signed(&user_created(9_000_001), "msg_calls_applied");
-    calls.push(("applied", status_of(&handler, once).await, counter.take()));
+    calls.push((
+        "applied",
+        status_of(&handler, once).await,
+        counter.take_total() as usize,
+    ));
     calls.push((
         "duplicate",
         status_of(&handler, again).await,
-        counter.take(),
+        counter.take_total() as usize,
     ));
     let mut older = user_created(9_000_001);
     older["data"]["updated_at"] = json!(1);
     calls.push((
         "stale",
         status_of(&handler, signed(&older, "msg_calls_stale")).await,
-        counter.take(),
+        counter.take_total() as usize,
     ));
     let unknown = json!({"object": "event", "type": "brandNew.event", "timestamp": 1, "instance_id": "i", "data": {}});
     calls.push((
         "ignored",
         status_of(&handler, signed(&unknown, "msg_calls_ignored")).await,
-        counter.take(),
+        counter.take_total() as usize,
     ));
     let mut session = fixture("session.created");
     session["data"]["user"]["id"] = json!("user_bench9000001");
@@ -229,7 +209,7 @@ async fn main() {
     calls.push((
         "session, user not newer",
         status_of(&handler, signed(&session, "msg_calls_session")).await,
-        counter.take(),
+        counter.take_total() as usize,
     ));
     for org in ["org_a", "org_b", "org_c"] {
         let mut m = fixture("organizationMembership.created");
@@ -237,13 +217,13 @@ async fn main() {
         m["data"]["public_user_data"]["user_id"] = json!("user_bench9000001");
         status_of(&handler, signed(&m, &format!("msg_calls_{org}"))).await;
     }
-    counter.take();
+    counter.take_total() as usize;
     let mut delete = fixture("user.deleted");
     delete["data"]["id"] = json!("user_bench9000001");
     calls.push((
         "delete + cascade (3 memberships, 1 session)",
         status_of(&handler, signed(&delete, "msg_calls_delete")).await,
-        counter.take(),
+        counter.take_total() as usize,
     ));
     eprintln!("DynamoDB calls per outcome:");
     for (what, status, n) in &calls {

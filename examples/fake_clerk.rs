@@ -8,6 +8,8 @@
 //! It prints `CLERK_API_URL=… CLERK_SECRET_KEY=…` (a fake key) for the backfill, then serves until
 //! killed.
 
+// A tool uses part of a shared test helper; the suite itself uses all of it.
+#[allow(dead_code)]
 #[path = "../tests/it/helpers/fake_clerk.rs"]
 mod fake_clerk;
 #[path = "../tests/it/helpers/http.rs"]

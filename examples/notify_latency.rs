@@ -16,6 +16,8 @@
 
 #[path = "../tests/it/helpers/http.rs"]
 mod http;
+// A tool uses part of a shared test helper; the suite itself uses all of it.
+#[allow(dead_code)]
 #[path = "../tests/it/helpers/providers.rs"]
 mod providers;
 
@@ -31,7 +33,7 @@ use clerk_webhooks::handler::Handler;
 use clerk_webhooks::notify::stream::streams_client_from_env;
 use clerk_webhooks::store;
 use clerk_webhooks::verify::SigningSecret;
-use providers::{FakeResend, FakeSlack, RESEND_KEY};
+use providers::{FakeProvider, Provider, RESEND_KEY};
 use serde_json::json;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -81,15 +83,15 @@ async fn main() {
     clerk_webhooks::store::create_table(&client, &table)
         .await
         .unwrap();
-    let resend = FakeResend::start().await;
-    let slack = FakeSlack::start().await;
+    let resend = FakeProvider::start(Provider::Resend).await;
+    let slack = FakeProvider::start(Provider::Slack).await;
     let log = std::fs::File::create(std::env::temp_dir().join("notify-latency.log")).unwrap();
     let mut notifier = Command::new(&args.notifier)
         .env("TABLE_NAME", &table)
         .env("RESEND_API_KEY", RESEND_KEY)
         .env("RESEND_BASE_URL", &resend.url)
         .env("WELCOME_EMAIL_FROM", "Acme <welcome@acme.example>")
-        .env("SLACK_WEBHOOK_URL", &slack.webhook_url)
+        .env("SLACK_WEBHOOK_URL", &slack.url)
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -210,7 +212,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(args.gap_ms)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while (resend.sent().len() < users || slack.posts().len() < users) && Instant::now() < deadline
+    while (resend.accepted().len() < users || slack.accepted().len() < users)
+        && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -242,8 +245,8 @@ async fn main() {
         .collect();
     latency.sort_by(f64::total_cmp);
     floor.sort_by(f64::total_cmp);
-    let sent = resend.sent().len();
-    let posts = slack.posts().len();
+    let sent = resend.accepted().len();
+    let posts = slack.accepted().len();
     println!("users {users}, emails sent {sent}, Slack posts {posts}, over {active:.1} s");
     println!(
         "200 -> email request, ms: p50 {:.0}, p95 {:.0}, max {:.0}",

@@ -9,18 +9,21 @@
 //! cargo run --release --example reconcile_scale -- [--users 10000] [--organizations 200] [--members 5]
 //! ```
 
+// A tool uses part of a shared test helper; the suite itself uses all of it.
+#[allow(dead_code)]
 #[path = "../tests/it/helpers/fake_clerk.rs"]
 mod fake_clerk;
+// DynamoDB calls by operation: the suite's own call log (this tool uses part of it).
+#[allow(dead_code)]
+#[path = "../tests/it/helpers/call_log.rs"]
+mod call_log;
+use call_log::CallLog;
 #[path = "../tests/it/helpers/http.rs"]
 mod http;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Parser;
 use clerk_webhooks::backfill::options::Options;
@@ -39,37 +42,6 @@ struct Args {
     /// Members per organization.
     #[arg(long, default_value_t = 5)]
     members: usize,
-}
-
-/// DynamoDB calls by operation (`X-Amz-Target`).
-#[derive(Debug, Clone, Default)]
-struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
-
-impl Intercept for Calls {
-    fn name(&self) -> &'static str {
-        "Calls"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("?");
-        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
-        *self.0.lock().unwrap().entry(operation).or_default() += 1;
-        Ok(())
-    }
-}
-
-impl Calls {
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
 }
 
 fn now_ms() -> i64 {
@@ -111,7 +83,7 @@ fn text(item: &BTreeMap<String, AttributeValue>, name: &str) -> String {
 async fn main() {
     let args = Args::parse();
     clerk_webhooks::logging::init_stderr();
-    let calls = Calls::default();
+    let calls = CallLog::default();
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;

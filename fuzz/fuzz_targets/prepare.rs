@@ -6,6 +6,8 @@
 #![no_main]
 
 mod common;
+// Each fuzz target uses part of the shared invariants; the suite uses all of them.
+#[allow(dead_code)]
 #[path = "../../tests/it/properties/invariants.rs"]
 mod invariants;
 

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use super::change::{mask_email, Change, Person};
-use super::config::NotifyConfig;
+use super::config::{Delivery, NotifyConfig};
 use super::template::Escape;
 
 /// One side effect of a change; each is claimed, and so done, once per change.
@@ -23,6 +23,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Where this action's requests go under `config`; `None` when the action is off.
+    pub fn delivery(self, config: &NotifyConfig) -> Option<&Delivery> {
+        match self {
+            Self::WelcomeEmail => config.email.as_ref().map(|e| &e.delivery),
+            Self::Slack => config.slack.as_ref().map(|s| &s.delivery),
+        }
+    }
+
     /// The name in claims, logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

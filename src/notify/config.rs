@@ -4,7 +4,6 @@
 
 use crate::env::{ConfigError, Env, TABLE_VAR};
 
-use super::action::Action;
 use super::change::{ChangeKind, Window};
 use super::template::Template;
 
@@ -159,16 +158,6 @@ impl NotifyConfig {
             email,
             slack,
         })
-    }
-}
-
-impl NotifyConfig {
-    /// Where `action`'s requests go; `None` when the action is off.
-    pub fn delivery(&self, action: Action) -> Option<&Delivery> {
-        match action {
-            Action::WelcomeEmail => self.email.as_ref().map(|e| &e.delivery),
-            Action::Slack => self.slack.as_ref().map(|s| &s.delivery),
-        }
     }
 }
 

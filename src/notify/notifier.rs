@@ -285,7 +285,7 @@ impl Ready {
         };
         let lease_end = started + LEASE;
 
-        if self.config.delivery(action) == Some(&Delivery::Preview) {
+        if action.delivery(&self.config) == Some(&Delivery::Preview) {
             if let Some(shown) = message(action, change, &self.config, View::Masked) {
                 tracing::info!(
                     action = name,

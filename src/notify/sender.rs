@@ -39,7 +39,7 @@ pub(crate) enum Target<'a> {
 
 /// The target of `message` under `config`; `None` when its action is previewed, not sent.
 pub(crate) fn target<'a>(message: &Message, config: &'a NotifyConfig) -> Option<Target<'a>> {
-    let Delivery::Send(credential) = config.delivery(message.action)? else {
+    let Delivery::Send(credential) = message.action.delivery(config)? else {
         return None;
     };
     Some(match message.action {

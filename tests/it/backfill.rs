@@ -566,8 +566,8 @@ async fn one_hostile_user_never_stops_a_backfill_or_a_reconcile() {
     data.users[123]["unsafe_metadata"] = hostile.clone();
     data.users[123]["public_metadata"] = hostile.clone();
     data.users[200]["private_metadata"] = json!({ "blob": noise(600 * 1024) });
-    let expected = data.users[123].clone();
     let fake = FakeClerk::start(data).await;
+    let expected = fake.data().users[123].clone();
     let app = TestApp::spawn().await;
 
     let summary = backfill(&fake, &app, options(&ALL)).await.unwrap();

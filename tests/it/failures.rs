@@ -81,6 +81,9 @@ async fn dynamodb_throttling_is_503_after_the_sdk_retries() {
 /// quickly, and once DynamoDB is back the same instance applies the retry, with no restart.
 #[tokio::test]
 async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
+    // What matters is an answer inside Svix's 15 s, not a figure: on a loaded 2-core machine
+    // the SDK's back-off between refused connections once took 5.3 s here.
+    const WELL_INSIDE_SVIX: Duration = Duration::from_secs(10);
     let app = TestApp::spawn().await;
     let port = std::net::TcpListener::bind(any_port())
         .unwrap()
@@ -92,7 +95,7 @@ async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
     let started = Instant::now();
     h.warm_up().await;
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < WELL_INSIDE_SVIX,
         "init waited {:?} for an unreachable DynamoDB",
         started.elapsed()
     );
@@ -105,7 +108,7 @@ async fn dynamodb_unreachable_at_start_then_back_recovers_without_a_restart() {
         reply.body
     );
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < WELL_INSIDE_SVIX,
         "a refused connection took {:?} to answer",
         started.elapsed()
     );

@@ -454,3 +454,25 @@ async fn concurrent_deliveries_of_one_svix_id_apply_exactly_once() {
     assert_eq!(app.scan().await.len(), 2, "one user, one event record");
     assert_eq!(app.deliver(&body, &id).await, "duplicate");
 }
+
+/// A non-cascading event costs exactly one DynamoDB call whatever it comes to: the event
+/// record and the entity write are one transaction, and a duplicate or a stale event is told
+/// apart by that transaction's cancellation reasons, not by a read first.
+#[tokio::test]
+async fn an_event_is_one_dynamodb_call_whether_applied_duplicate_or_stale() {
+    let app = TestApp::spawn().await;
+    let log = crate::helpers::call_log::CallLog::default();
+    let handler =
+        clerk_webhooks::handler::Handler::new(Ok(config(&app.table)), logged_client(&log));
+    let body = envelope("user.created", T0 + 5, user(USER, T0, "Lovelace"));
+    let id = msg_id();
+    assert_eq!(deliver(&handler, &body, &id).await, "applied");
+    assert_eq!(log.take_total(), 1);
+    assert_eq!(deliver(&handler, &body, &id).await, "duplicate");
+    assert_eq!(log.take_total(), 1);
+    assert_eq!(deliver(&handler, &body, &msg_id()).await, "stale");
+    assert_eq!(
+        log.take(),
+        std::collections::BTreeMap::from([("TransactWriteItems".to_owned(), 1)])
+    );
+}

@@ -13,11 +13,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::Client;
 use serde_json::Value;
+
+use super::call_log::CallLog;
 
 /// Where scripts/test.sh collects what the suite's processes recorded.
 pub const IAM_DIR_VAR: &str = "CLERK_WEBHOOKS_IAM_DIR";
@@ -47,7 +46,10 @@ pub type Grant = (String, String);
 /// `function`'s.
 pub fn client(function: Function, endpoint: &str) -> Client {
     super::logs::init();
-    let config = super::client_config(endpoint).interceptor(Recorder(function));
+    let recorder = CallLog::with_sink(std::sync::Arc::new(move |operation: &str, body: &Value| {
+        record(function, needed(operation, body))
+    }));
+    let config = super::client_config(endpoint).interceptor(recorder);
     Client::from_conf(clerk_webhooks::store::with_limits(config).build())
 }
 
@@ -75,34 +77,6 @@ pub fn needed(operation: &str, body: &Value) -> BTreeSet<Grant> {
             })
             .collect(),
         other => BTreeSet::from([on(other, resource(body))]),
-    }
-}
-
-#[derive(Debug)]
-struct Recorder(Function);
-
-impl Intercept for Recorder {
-    fn name(&self) -> &'static str {
-        "IamRecorder"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        // `X-Amz-Target: DynamoDB_20120810.PutItem`
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        let operation = target.rsplit('.').next().unwrap_or(target);
-        let body = request
-            .body()
-            .bytes()
-            .and_then(|bytes| serde_json::from_slice(bytes).ok())
-            .unwrap_or(Value::Null);
-        record(self.0, needed(operation, &body));
-        Ok(())
     }
 }
 

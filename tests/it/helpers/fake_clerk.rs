@@ -13,7 +13,6 @@
 //! Faults are injected per endpoint and page (1-based, from `offset` or the cursor's position
 //! and `limit`): 429 with or without `Retry-After`, any 5xx, a slow answer, or no answer at all.
 //! Plain HTTP/1.1 on a tokio `TcpListener`, keep-alive included; no server crate needed.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@
 //! Every request reaches the handler the way Lambda hands it over: as a function-URL event
 //! through [`Handler::invoke_at`], so the suite runs our own event conversion too.
 
+pub mod call_log;
 pub mod calls;
 pub mod emf;
 pub mod fake_clerk;
@@ -64,6 +65,13 @@ pub fn client_for(endpoint: &str) -> Client {
 
 pub fn local_client() -> Client {
     client_for(&endpoint())
+}
+
+/// A client for DynamoDB Local whose every request `log` counts.
+pub fn logged_client(log: &call_log::CallLog) -> Client {
+    logs::init();
+    let config = client_config(&endpoint()).interceptor(log.clone());
+    Client::from_conf(store::with_limits(config).build())
 }
 
 /// A table as the contract declares it, stream included, that no other test uses.

@@ -11,7 +11,7 @@ use clerk_webhooks::notify::{BatchResponse, Clock, Notifier};
 use serde_json::{json, Value};
 
 use super::calls::{self, Function};
-use super::providers::{FakeResend, FakeSlack, RESEND_KEY};
+use super::providers::{FakeProvider, Provider, RESEND_KEY};
 use super::{endpoint, TestApp};
 
 /// A welcome email's configured sender and templates.
@@ -19,8 +19,8 @@ pub const FROM: &str = "Acme <welcome@acme.example>";
 
 pub struct NotifyApp {
     pub app: TestApp,
-    pub resend: FakeResend,
-    pub slack: FakeSlack,
+    pub resend: FakeProvider,
+    pub slack: FakeProvider,
     pub config: NotifyConfig,
     pub notifier: Notifier,
     reader: StreamReader,
@@ -47,8 +47,8 @@ impl NotifyApp {
     /// As [`NotifyApp::spawn`], the provider requests timing out after `request_timeout`.
     pub async fn spawn_with(slack_notify: &str, request_timeout: Duration) -> Self {
         let app = TestApp::spawn_with_stream().await;
-        let resend = FakeResend::start().await;
-        let slack = FakeSlack::start().await;
+        let resend = FakeProvider::start(Provider::Resend).await;
+        let slack = FakeProvider::start(Provider::Slack).await;
         let vars = [
             ("TABLE_NAME", app.table.clone()),
             ("RESEND_API_KEY", RESEND_KEY.to_owned()),
@@ -62,7 +62,7 @@ impl NotifyApp {
                 "WELCOME_EMAIL_HTML",
                 "<p>Hi {{name}}, your account for {{email}} is ready.</p>".to_owned(),
             ),
-            ("SLACK_WEBHOOK_URL", slack.webhook_url.clone()),
+            ("SLACK_WEBHOOK_URL", slack.url.clone()),
             ("SLACK_NOTIFY", slack_notify.to_owned()),
         ];
         let config = NotifyConfig::from_lookup(

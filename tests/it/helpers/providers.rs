@@ -1,18 +1,18 @@
-//! Fakes of the notifier's providers on loopback, each following its public API contract:
+//! One fake for the notifier's providers on loopback ([`FakeProvider`]), playing either's
+//! public API contract ([`Provider`]):
 //!
-//! - [`FakeResend`]: `POST /emails` as Resend documents it: `Authorization: Bearer` (401
+//! - Resend: `POST /emails` as Resend documents it: `Authorization: Bearer` (401
 //!   `missing_api_key`, 403 `invalid_api_key`), a `User-Agent` (403 without one), the `from`,
 //!   `to`, `subject` and `html` fields (422 `validation_error`), `200 {"id"}`, and
 //!   `Idempotency-Key` (1-256 characters, else 400 `invalid_idempotency_key`): the same key
 //!   with the same body within the window answers the first response without sending again;
 //!   with another body 409 `invalid_idempotent_request`; while the first is in flight 409
 //!   `concurrent_idempotent_requests`. Error bodies are `{"statusCode", "name", "message"}`.
-//! - [`FakeSlack`]: an incoming webhook, `POST /services/T…/B…/…` with `{"text"}`: `200 ok`;
+//! - Slack: an incoming webhook, `POST /services/T…/B…/…` with `{"text"}`: `200 ok`;
 //!   another path 404 `no_service`; no text 400 `no_text`.
 //!
 //! Failures are injected per request, in order: any status (with the provider's error body
 //! for it), 429 with or without `Retry-After`, or a slow answer.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -175,30 +175,102 @@ fn resend_error(status: u16, name: &str, message: &str) -> Answer {
     )
 }
 
+/// Which provider a fake plays: what it accepts, what its refusals look like, whether it keeps
+/// idempotency keys. Everything else (faults, the record of requests) is the same for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Resend's `POST /emails`: bearer key, `User-Agent`, `Idempotency-Key`, JSON errors.
+    Resend,
+    /// A Slack incoming webhook at [`SLACK_PATH`]: the URL is the credential, plain-text codes.
+    Slack,
+}
+
+impl Provider {
+    /// The answer to a request this provider refuses before looking at faults, if it does.
+    fn refusal(self, request: &Received) -> Option<Answer> {
+        match self {
+            Self::Resend => resend_refusal(request),
+            Self::Slack => slack_refusal(request),
+        }
+    }
+
+    /// An injected status, with this provider's body for it.
+    fn error(self, status: u16) -> Answer {
+        match self {
+            Self::Resend => {
+                let name = match status {
+                    400 | 422 => "validation_error",
+                    401 => "missing_api_key",
+                    403 => "invalid_api_key",
+                    _ => "internal_server_error",
+                };
+                resend_error(status, name, "Injected failure.")
+            }
+            Self::Slack => {
+                let code = match status {
+                    404 => "channel_not_found",
+                    410 => "channel_is_archived",
+                    403 => "action_prohibited",
+                    400 => "invalid_payload",
+                    _ => "internal_error",
+                };
+                slack_text(status, code)
+            }
+        }
+    }
+
+    fn rate_limited(self) -> Answer {
+        match self {
+            Self::Resend => resend_error(429, "rate_limit_exceeded", "Too many requests."),
+            Self::Slack => slack_text(429, "rate_limited"),
+        }
+    }
+
+    /// The answer to the `n`th request it takes.
+    fn accepted(self, n: usize) -> Answer {
+        match self {
+            Self::Resend => json_answer(
+                200,
+                json!({ "id": format!("4ef9a417-02e9-4d39-ad75-{n:012}") }),
+            ),
+            Self::Slack => slack_text(200, "ok"),
+        }
+    }
+}
+
 #[derive(Default)]
-struct ResendState {
+struct State {
     faults: VecDeque<Fault>,
     received: Vec<Received>,
-    /// Emails Resend would have sent, in order.
-    sent: Vec<Value>,
-    /// Idempotency key -> (the body it was first used with, its answer, or `None` while in
-    /// flight).
+    /// What the provider took (emails sent, messages posted): request bodies, in order.
+    accepted: Vec<Value>,
+    /// Resend: idempotency key -> (the body it was first used with, its answer, or `None`
+    /// while in flight).
     keys: HashMap<String, (Vec<u8>, Option<Answer>)>,
 }
 
-pub struct FakeResend {
+/// A provider's fake on a loopback port: Resend's or Slack's public contract, with
+/// injectable failures.
+pub struct FakeProvider {
+    /// Where to send: Resend's base URL, or Slack's whole webhook URL (it holds the
+    /// credential).
     pub url: String,
-    state: Arc<Mutex<ResendState>>,
+    state: Arc<Mutex<State>>,
     _server: Loopback,
 }
 
-impl FakeResend {
-    pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(ResendState::default()));
+impl FakeProvider {
+    pub async fn start(provider: Provider) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
-        let server = Loopback::start(move |request| resend(Arc::clone(&shared), request)).await;
+        let server =
+            Loopback::start(move |request| answer(provider, Arc::clone(&shared), request)).await;
+        let url = match provider {
+            Provider::Resend => server.url.clone(),
+            Provider::Slack => format!("{}{SLACK_PATH}", server.url),
+        };
         Self {
-            url: server.url.clone(),
+            url,
             state,
             _server: server,
         }
@@ -213,9 +285,9 @@ impl FakeResend {
             .extend(faults.iter().copied());
     }
 
-    /// The emails sent (each a request body), in order.
-    pub fn sent(&self) -> Vec<Value> {
-        self.state.lock().unwrap().sent.clone()
+    /// What the provider took (the emails sent, the messages posted), in order.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.state.lock().unwrap().accepted.clone()
     }
 
     /// Every request received, whatever its answer.
@@ -224,70 +296,19 @@ impl FakeResend {
     }
 }
 
-async fn resend(state: Arc<Mutex<ResendState>>, request: Received) -> Answer {
+/// One request: recorded, checked as the provider checks it, then a fault if one is
+/// injected; Resend's idempotency keys; then taken.
+async fn answer(provider: Provider, state: Arc<Mutex<State>>, request: Received) -> Answer {
     state.lock().unwrap().received.push(request.clone());
-    if request.method != "POST" || request.path != "/emails" {
-        return resend_error(404, "not_found", "The requested endpoint does not exist.");
-    }
-    if request.header("user-agent").is_none_or(str::is_empty) {
-        return resend_error(403, "invalid_access", "A User-Agent header is required.");
-    }
-    match request.header("authorization") {
-        None => {
-            return resend_error(
-                401,
-                "missing_api_key",
-                "Missing API key in the authorization header.",
-            )
-        }
-        Some(value) if value != format!("Bearer {RESEND_KEY}") => {
-            return resend_error(403, "invalid_api_key", "API key is invalid.")
-        }
-        Some(_) => {}
-    }
-    let body = request.json();
-    let text = |field: &str| body[field].as_str().is_some_and(|s| !s.is_empty());
-    let to_ok = match &body["to"] {
-        Value::String(to) => to.contains('@'),
-        Value::Array(to) => {
-            (1..=50).contains(&to.len())
-                && to
-                    .iter()
-                    .all(|a| a.as_str().is_some_and(|a| a.contains('@')))
-        }
-        _ => false,
-    };
-    if !(text("from") && text("subject") && (text("html") || text("text")) && to_ok) {
-        return resend_error(
-            422,
-            "validation_error",
-            "Invalid `to` field or a missing required field.",
-        );
-    }
-    let key = request.header("idempotency-key").map(str::to_owned);
-    if let Some(key) = &key {
-        if !(1..=256).contains(&key.len()) {
-            return resend_error(
-                400,
-                "invalid_idempotency_key",
-                "The key must be between 1-256 chars.",
-            );
-        }
+    if let Some(refusal) = provider.refusal(&request) {
+        return refusal;
     }
     let fault = state.lock().unwrap().faults.pop_front();
     let mut delay = Duration::ZERO;
     match fault {
-        Some(Fault::Status(status)) => {
-            let name = match status {
-                400 | 422 => "validation_error",
-                401 => "missing_api_key",
-                403 => "invalid_api_key",
-                _ => "internal_server_error",
-            };
-            return resend_error(status, name, "Injected failure.");
-        }
+        Some(Fault::Status(status)) => return provider.error(status),
         Some(Fault::TooManyRequests(after)) => {
-            let mut answer = resend_error(429, "rate_limit_exceeded", "Too many requests.");
+            let mut answer = provider.rate_limited();
             if let Some(secs) = after {
                 answer.headers.push(("retry-after", secs.to_string()));
             }
@@ -296,6 +317,17 @@ async fn resend(state: Arc<Mutex<ResendState>>, request: Received) -> Answer {
         Some(Fault::Slow(by)) => delay = by,
         None => {}
     }
+    let body = request.json();
+    if provider == Provider::Slack {
+        // Slack posts at once and answers late.
+        let mut state = state.lock().unwrap();
+        state.accepted.push(body);
+        return Answer {
+            delay,
+            ..provider.accepted(state.accepted.len())
+        };
+    }
+    let key = request.header("idempotency-key").map(str::to_owned);
     if let Some(key) = &key {
         let mut state = state.lock().unwrap();
         match state.keys.get(key) {
@@ -325,9 +357,8 @@ async fn resend(state: Arc<Mutex<ResendState>>, request: Received) -> Answer {
         tokio::time::sleep(delay).await;
     }
     let mut state = state.lock().unwrap();
-    state.sent.push(body);
-    let id = format!("4ef9a417-02e9-4d39-ad75-{:012}", state.sent.len());
-    let answer = json_answer(200, json!({ "id": id }));
+    state.accepted.push(body);
+    let answer = provider.accepted(state.accepted.len());
     if let Some(key) = &key {
         state
             .keys
@@ -336,18 +367,78 @@ async fn resend(state: Arc<Mutex<ResendState>>, request: Received) -> Answer {
     answer
 }
 
-#[derive(Default)]
-struct SlackState {
-    faults: VecDeque<Fault>,
-    received: Vec<Received>,
-    posts: Vec<Value>,
+/// What Resend refuses whatever else happens: another endpoint, no `User-Agent`, a missing or
+/// wrong key, an invalid email, an idempotency key out of bounds.
+fn resend_refusal(request: &Received) -> Option<Answer> {
+    if request.method != "POST" || request.path != "/emails" {
+        return Some(resend_error(
+            404,
+            "not_found",
+            "The requested endpoint does not exist.",
+        ));
+    }
+    if request.header("user-agent").is_none_or(str::is_empty) {
+        return Some(resend_error(
+            403,
+            "invalid_access",
+            "A User-Agent header is required.",
+        ));
+    }
+    match request.header("authorization") {
+        None => {
+            return Some(resend_error(
+                401,
+                "missing_api_key",
+                "Missing API key in the authorization header.",
+            ))
+        }
+        Some(value) if value != format!("Bearer {RESEND_KEY}") => {
+            return Some(resend_error(403, "invalid_api_key", "API key is invalid."))
+        }
+        Some(_) => {}
+    }
+    let body = request.json();
+    let text = |field: &str| body[field].as_str().is_some_and(|s| !s.is_empty());
+    let to_ok = match &body["to"] {
+        Value::String(to) => to.contains('@'),
+        Value::Array(to) => {
+            (1..=50).contains(&to.len())
+                && to
+                    .iter()
+                    .all(|a| a.as_str().is_some_and(|a| a.contains('@')))
+        }
+        _ => false,
+    };
+    if !(text("from") && text("subject") && (text("html") || text("text")) && to_ok) {
+        return Some(resend_error(
+            422,
+            "validation_error",
+            "Invalid `to` field or a missing required field.",
+        ));
+    }
+    match request.header("idempotency-key") {
+        Some(key) if !(1..=256).contains(&key.len()) => Some(resend_error(
+            400,
+            "invalid_idempotency_key",
+            "The key must be between 1-256 chars.",
+        )),
+        _ => None,
+    }
 }
 
-pub struct FakeSlack {
-    /// The webhook URL to configure (it holds the credential).
-    pub webhook_url: String,
-    state: Arc<Mutex<SlackState>>,
-    _server: Loopback,
+/// What a Slack webhook refuses: another path, a body that is not an object with text.
+fn slack_refusal(request: &Received) -> Option<Answer> {
+    if request.method != "POST" || request.path != SLACK_PATH {
+        return Some(slack_text(404, "no_service"));
+    }
+    let body = request.json();
+    if !body.is_object() {
+        return Some(slack_text(400, "invalid_payload"));
+    }
+    if body["text"].as_str().is_none_or(str::is_empty) {
+        return Some(slack_text(400, "no_text"));
+    }
+    None
 }
 
 fn slack_text(status: u16, code: &str) -> Answer {
@@ -357,81 +448,5 @@ fn slack_text(status: u16, code: &str) -> Answer {
         content_type: "text/html",
         body: code.to_owned(),
         delay: Duration::ZERO,
-    }
-}
-
-impl FakeSlack {
-    pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(SlackState::default()));
-        let shared = Arc::clone(&state);
-        let server = Loopback::start(move |request| {
-            let state = Arc::clone(&shared);
-            async move { slack(state, request) }
-        })
-        .await;
-        Self {
-            webhook_url: format!("{}{SLACK_PATH}", server.url),
-            state,
-            _server: server,
-        }
-    }
-
-    pub fn inject(&self, faults: &[Fault]) {
-        self.state
-            .lock()
-            .unwrap()
-            .faults
-            .extend(faults.iter().copied());
-    }
-
-    /// The messages posted to the channel (request bodies), in order.
-    pub fn posts(&self) -> Vec<Value> {
-        self.state.lock().unwrap().posts.clone()
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.state.lock().unwrap().received.clone()
-    }
-}
-
-fn slack(state: Arc<Mutex<SlackState>>, request: Received) -> Answer {
-    let mut state = state.lock().unwrap();
-    state.received.push(request.clone());
-    if request.method != "POST" || request.path != SLACK_PATH {
-        return slack_text(404, "no_service");
-    }
-    let body = request.json();
-    if !body.is_object() {
-        return slack_text(400, "invalid_payload");
-    }
-    if body["text"].as_str().is_none_or(str::is_empty) {
-        return slack_text(400, "no_text");
-    }
-    let mut delay = Duration::ZERO;
-    match state.faults.pop_front() {
-        Some(Fault::Status(status)) => {
-            let code = match status {
-                404 => "channel_not_found",
-                410 => "channel_is_archived",
-                403 => "action_prohibited",
-                400 => "invalid_payload",
-                _ => "internal_error",
-            };
-            return slack_text(status, code);
-        }
-        Some(Fault::TooManyRequests(after)) => {
-            let mut answer = slack_text(429, "rate_limited");
-            if let Some(secs) = after {
-                answer.headers.push(("retry-after", secs.to_string()));
-            }
-            return answer;
-        }
-        Some(Fault::Slow(by)) => delay = by,
-        None => {}
-    }
-    state.posts.push(body);
-    Answer {
-        delay,
-        ..slack_text(200, "ok")
     }
 }

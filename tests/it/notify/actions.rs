@@ -63,9 +63,14 @@ async fn one_user_created_sends_one_email_and_one_post_whatever_is_redelivered()
     let svix_id = msg_id();
     assert_eq!(n.app.deliver(&body, &svix_id).await, "applied");
 
+    let before_notify = std::time::Instant::now();
     let first = n.notify_all().await;
     assert_eq!(first.failed(), Vec::<&str>::new());
-    let sent = n.resend.sent();
+    assert!(
+        n.resend.received()[0].at >= before_notify,
+        "the email is sent by the notifier, not by the webhook"
+    );
+    let sent = n.resend.accepted();
     assert_eq!(sent.len(), 1, "one email");
     assert_eq!(
         sent[0],
@@ -86,7 +91,7 @@ async fn one_user_created_sends_one_email_and_one_post_whatever_is_redelivered()
     assert!(request
         .header("user-agent")
         .is_some_and(|ua| ua.starts_with("clerk-webhooks-notify/")));
-    let posts = n.slack.posts();
+    let posts = n.slack.accepted();
     assert_eq!(posts.len(), 1, "one post");
     assert_eq!(
         posts[0]["text"],
@@ -192,9 +197,14 @@ async fn an_update_before_the_create_welcomes_once_and_old_or_backfilled_users_n
     );
 
     assert_eq!(n.notify_all().await.failed(), Vec::<&str>::new());
-    let to: Vec<Value> = n.resend.sent().iter().map(|e| e["to"][0].clone()).collect();
+    let to: Vec<Value> = n
+        .resend
+        .accepted()
+        .iter()
+        .map(|e| e["to"][0].clone())
+        .collect();
     assert_eq!(to, [json!(primary_email(&late))]);
-    assert_eq!(n.slack.posts().len(), 1);
+    assert_eq!(n.slack.accepted().len(), 1);
 }
 
 async fn backfill_users(fake: &FakeClerk, app: &TestApp) {
@@ -233,9 +243,9 @@ async fn a_resend_500_then_200_sends_one_email_and_reports_the_record_once() {
         first.failed(),
         sequence_numbers_of(&records, &format!("USER#{id}"))
     );
-    assert_eq!(n.resend.sent().len(), 0);
+    assert_eq!(n.resend.accepted().len(), 0);
     assert_eq!(
-        n.slack.posts().len(),
+        n.slack.accepted().len(),
         1,
         "Slack's post is done and claimed on its own"
     );
@@ -243,7 +253,7 @@ async fn a_resend_500_then_200_sends_one_email_and_reports_the_record_once() {
     // Lambda retries from that record: the email goes, the post does not go again.
     let retried = n.notify(&records).await;
     assert_eq!(retried.failed(), Vec::<&str>::new());
-    assert_eq!(n.resend.sent().len(), 1);
+    assert_eq!(n.resend.accepted().len(), 1);
     assert_eq!(n.resend.received().len(), 2);
     assert_eq!(n.slack.received().len(), 1);
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
@@ -260,7 +270,12 @@ async fn a_422_is_permanent_and_the_rest_of_the_batch_goes_on() {
     n.resend.inject(&[Fault::Status(422)]);
     let records = n.records().await;
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
-    let to: Vec<Value> = n.resend.sent().iter().map(|e| e["to"][0].clone()).collect();
+    let to: Vec<Value> = n
+        .resend
+        .accepted()
+        .iter()
+        .map(|e| e["to"][0].clone())
+        .collect();
     assert_eq!(to, [json!(primary_email(&next))]);
     // Never asked again, however often the records come back.
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
@@ -304,7 +319,7 @@ async fn a_crash_between_claim_and_send_sends_exactly_once_after_the_lease() {
     let later = Clock::ahead(LEASE + Duration::from_secs(1));
     let after = n.notify_at(&records, Duration::from_secs(60), later).await;
     assert_eq!(after.failed(), Vec::<&str>::new());
-    assert_eq!(n.resend.sent().len(), 1);
+    assert_eq!(n.resend.accepted().len(), 1);
     let item = n.app.get(&key.pk, &key.sk).await.unwrap();
     assert_eq!(
         (
@@ -340,7 +355,7 @@ async fn twenty_concurrent_invocations_with_the_same_records_send_one_email() {
         assert_eq!(response.unwrap().failed(), Vec::<&str>::new());
     }
     assert_eq!(n.resend.received().len(), 1, "one email request");
-    assert_eq!(n.resend.sent().len(), 1);
+    assert_eq!(n.resend.accepted().len(), 1);
     assert_eq!(n.slack.received().len(), 1, "one post");
 }
 
@@ -352,13 +367,13 @@ async fn a_429_with_a_short_retry_after_is_waited_out_in_the_same_invocation() {
     n.slack.inject(&[Fault::TooManyRequests(None)]);
     let records = n.records().await;
     let first = n.notify(&records).await;
-    assert_eq!(n.resend.sent().len(), 1, "waited a second and sent");
+    assert_eq!(n.resend.accepted().len(), 1, "waited a second and sent");
     assert_eq!(n.resend.received().len(), 2);
     // Slack said 429 without saying how long: the record goes back to Lambda.
     assert_eq!(first.failed().len(), 1);
-    assert_eq!(n.slack.posts().len(), 0);
+    assert_eq!(n.slack.accepted().len(), 0);
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
-    assert_eq!(n.slack.posts().len(), 1);
+    assert_eq!(n.slack.accepted().len(), 1);
     assert_eq!(n.resend.received().len(), 2);
 }
 
@@ -379,7 +394,7 @@ async fn a_provider_slower_than_the_timeout_is_retried_and_resends_idempotency_a
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
     assert_eq!(n.resend.received().len(), 2);
     assert_eq!(
-        n.resend.sent().len(),
+        n.resend.accepted().len(),
         1,
         "the second request was answered from the key"
     );
@@ -410,7 +425,12 @@ async fn slack_refusals_are_permanent_and_every_listed_change_is_posted() {
     // The first post is refused (an archived channel): not retried, the rest still go.
     n.slack.inject(&[Fault::Status(410)]);
     assert_eq!(n.notify_all().await.failed(), Vec::<&str>::new());
-    let texts: Vec<Value> = n.slack.posts().iter().map(|p| p["text"].clone()).collect();
+    let texts: Vec<Value> = n
+        .slack
+        .accepted()
+        .iter()
+        .map(|p| p["text"].clone())
+        .collect();
     assert_eq!(
         texts,
         [

@@ -82,7 +82,7 @@ async fn as_a_lambda_it_answers_each_batch_with_the_records_to_retry() {
             .env("RESEND_API_KEY", RESEND_KEY)
             .env("RESEND_BASE_URL", &n.resend.url)
             .env("WELCOME_EMAIL_FROM", FROM)
-            .env("SLACK_WEBHOOK_URL", &n.slack.webhook_url)
+            .env("SLACK_WEBHOOK_URL", &n.slack.url)
             .spawn()
             .unwrap(),
     );
@@ -107,8 +107,8 @@ async fn as_a_lambda_it_answers_each_batch_with_the_records_to_retry() {
         "{}",
         received[2].1
     );
-    assert_eq!(n.resend.sent().len(), 1);
-    assert_eq!(n.slack.posts().len(), 1);
+    assert_eq!(n.resend.accepted().len(), 1);
+    assert_eq!(n.slack.accepted().len(), 1);
     assert!(text.contains("notify sent"), "{text}");
     assert!(
         !text.contains(&primary_email(&id)) && !text.contains(RESEND_KEY),
