@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use super::counts::ReconcileCounts;
+use super::counts::{Counts, ReconcileCounts};
 use super::kind::Kind;
 use crate::table::encoding::{self, JsonItem};
 use crate::table::{Item, Key};
@@ -27,11 +27,8 @@ pub(crate) struct Checkpoint {
     /// Organizations and memberships: how many objects precede the next page.
     pub offset: u64,
     /// Totals since the first run (or the last `--restart`).
-    pub pages: u64,
-    pub seen: u64,
-    pub written: u64,
-    pub stale: u64,
-    pub skipped: u64,
+    /// This kind's numbers over the whole run, across invocations.
+    pub counts: Counts,
     /// The last run reached the end of the list. A later run continues from there, so it
     /// only copies what was created since. (A reconcile: the whole run, every phase, ended.)
     pub complete: bool,
@@ -100,11 +97,7 @@ impl Checkpoint {
             kind,
             cursor: None,
             offset: 0,
-            pages: 0,
-            seen: 0,
-            written: 0,
-            stale: 0,
-            skipped: 0,
+            counts: Counts::default(),
             complete: false,
             reconcile: None,
         }
@@ -148,8 +141,9 @@ impl Checkpoint {
         };
         let mut item = json!({
             "pk": key.pk, "sk": key.sk, "entity": CHECKPOINT_ENTITY,
-            "offset": self.offset, "pages": self.pages, "seen": self.seen,
-            "written": self.written, "stale": self.stale, "skipped": self.skipped,
+            "offset": self.offset, "pages": self.counts.pages, "seen": self.counts.seen,
+            "written": self.counts.written, "stale": self.counts.stale,
+            "skipped": self.counts.skipped,
             "complete": self.complete, "updated_at": now_ms,
         });
         if let Some(cursor) = &self.cursor {
@@ -213,11 +207,13 @@ impl Checkpoint {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             offset: n("offset"),
-            pages: n("pages"),
-            seen: n("seen"),
-            written: n("written"),
-            stale: n("stale"),
-            skipped: n("skipped"),
+            counts: Counts {
+                pages: n("pages"),
+                seen: n("seen"),
+                written: n("written"),
+                stale: n("stale"),
+                skipped: n("skipped"),
+            },
             complete: item
                 .get("complete")
                 .and_then(Value::as_bool)
@@ -236,10 +232,13 @@ mod tests {
     fn round_trips_and_never_collides_with_entity_keys() {
         let cp = Checkpoint {
             cursor: Some("user_2x".into()),
-            pages: 2,
-            seen: 20,
-            written: 19,
-            stale: 1,
+            counts: Counts {
+                pages: 2,
+                seen: 20,
+                written: 19,
+                stale: 1,
+                skipped: 0,
+            },
             ..Checkpoint::new(Kind::Users)
         };
         let item = cp.to_item(1_760_000_000_000);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::counts::Counts;
 use super::kind::Kind;
 use crate::clerk_api::ApiStats;
 
@@ -61,11 +62,7 @@ pub struct Snapshot {
     pub dry_run: bool,
     pub total: Option<u64>,
     pub before: u64,
-    pub seen: u64,
-    pub written: u64,
-    pub stale: u64,
-    pub skipped: u64,
-    pub pages: u64,
+    pub counts: Counts,
     pub rate_limited: u64,
     pub retries: u64,
     pub elapsed: Duration,
@@ -74,7 +71,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Objects this run went through per second.
     pub(crate) fn per_second(&self) -> f64 {
-        per_second(self.seen, self.elapsed)
+        per_second(self.counts.seen, self.elapsed)
     }
 }
 
@@ -152,11 +149,13 @@ impl Progress {
             dry_run: self.dry_run,
             total: current.total,
             before: current.before,
-            seen: c.seen.load(Ordering::Relaxed),
-            written: c.written.load(Ordering::Relaxed),
-            stale: c.stale.load(Ordering::Relaxed),
-            skipped: c.skipped.load(Ordering::Relaxed),
-            pages: c.pages.load(Ordering::Relaxed),
+            counts: Counts {
+                seen: c.seen.load(Ordering::Relaxed),
+                written: c.written.load(Ordering::Relaxed),
+                stale: c.stale.load(Ordering::Relaxed),
+                skipped: c.skipped.load(Ordering::Relaxed),
+                pages: c.pages.load(Ordering::Relaxed),
+            },
             rate_limited: self.api.rate_limited.load(Ordering::Relaxed) - current.rate_limited,
             retries: self.api.retries.load(Ordering::Relaxed) - current.retries,
             elapsed: current.started.elapsed(),
@@ -224,12 +223,12 @@ impl Drop for Reporter {
 fn log_line(s: &Snapshot, message: &str) {
     tracing::info!(
         kind = s.kind.as_str(),
-        seen = s.seen,
+        seen = s.counts.seen,
         total = s.total,
-        written = s.written,
-        stale = s.stale,
-        skipped = s.skipped,
-        pages = s.pages,
+        written = s.counts.written,
+        stale = s.counts.stale,
+        skipped = s.counts.skipped,
+        pages = s.counts.pages,
         rate_limited = s.rate_limited,
         retries = s.retries,
         per_second = s.per_second().round() as u64,
@@ -258,7 +257,7 @@ fn draw(bar: &ProgressBar, s: &Snapshot) {
     if let Some(total) = s.total {
         bar.set_length(total);
     }
-    let done = s.before + s.seen;
+    let done = s.before + s.counts.seen;
     bar.set_position(s.total.map_or(done, |total| done.min(total)));
     bar.set_message(counts(s));
 }
@@ -269,11 +268,11 @@ pub fn counts(s: &Snapshot) -> String {
     let written = if s.dry_run { "to write" } else { "written" };
     let mut out = format!(
         "{} {written} · {} stale",
-        HumanCount(s.written),
-        HumanCount(s.stale)
+        HumanCount(s.counts.written),
+        HumanCount(s.counts.stale)
     );
     for (count, what) in [
-        (s.skipped, "skipped"),
+        (s.counts.skipped, "skipped"),
         (s.rate_limited, "rate-limited"),
         (s.retries, "retries"),
     ] {
@@ -283,7 +282,7 @@ pub fn counts(s: &Snapshot) -> String {
     }
     out.push_str(&format!(
         " · {} pages · {}/s",
-        HumanCount(s.pages),
+        HumanCount(s.counts.pages),
         HumanCount(s.per_second().round() as u64)
     ));
     out
@@ -299,11 +298,13 @@ mod tests {
             dry_run: false,
             total: Some(5_000),
             before: 1_000,
-            seen: 1_100,
-            written: 1_098,
-            stale: 2,
-            skipped: 0,
-            pages: 3,
+            counts: Counts {
+                seen: 1_100,
+                written: 1_098,
+                stale: 2,
+                skipped: 0,
+                pages: 3,
+            },
             rate_limited: 0,
             retries: 0,
             elapsed: Duration::from_secs(2),
@@ -354,9 +355,9 @@ mod tests {
         api.rate_limited.fetch_add(1, Ordering::Relaxed);
         p.set_total(9);
         let s = p.snapshot().unwrap();
-        assert_eq!((s.seen, s.rate_limited, s.total), (7, 1, Some(9)));
+        assert_eq!((s.counts.seen, s.rate_limited, s.total), (7, 1, Some(9)));
         p.finish();
         p.start(Kind::Organizations, None, 0);
-        assert_eq!(p.snapshot().unwrap().seen, 0);
+        assert_eq!(p.snapshot().unwrap().counts.seen, 0);
     }
 }

@@ -75,7 +75,7 @@ impl Backfill {
         };
         let mut counts = Counts::default();
         let mut would_tombstone = Vec::new();
-        let fresh = checkpoint.pages == 0 && state(&checkpoint).phase == Phase::Listing;
+        let fresh = checkpoint.counts.pages == 0 && state(&checkpoint).phase == Phase::Listing;
         let complete = if self.options.resume_only && fresh {
             tracing::info!(kind = kind.as_str(), "no reconcile to resume");
             true

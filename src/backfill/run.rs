@@ -178,7 +178,7 @@ impl Backfill {
             total,
             "backfill started a kind"
         );
-        self.progress.start(kind, total, checkpoint.seen);
+        self.progress.start(kind, total, checkpoint.counts.seen);
         let mut counts = Counts::default();
         let mut prefetch = JoinSet::new();
         self.spawn_fetch(&mut prefetch, kind, &checkpoint);
@@ -211,16 +211,17 @@ impl Backfill {
             };
             let page_counts = self.write_page(kind, page.objects).await?;
             counts.add(&page_counts);
-            next.pages += 1;
-            next.seen += page_counts.seen;
-            next.written += page_counts.written;
-            next.stale += page_counts.stale;
-            next.skipped += page_counts.skipped;
+            // A page's counts (`write_page`) include the page itself.
+            next.counts.add(&page_counts);
             next.complete = last;
             self.progress.counters.pages.fetch_add(1, Ordering::Relaxed);
             if let (Some(ledger), Some(state)) = (ledger, &next.reconcile) {
-                let key =
-                    Key::reconcile_chunk(kind.as_str(), state.run_started_ms, "LISTED", next.pages);
+                let key = Key::reconcile_chunk(
+                    kind.as_str(),
+                    state.run_started_ms,
+                    "LISTED",
+                    next.counts.pages,
+                );
                 ledger.save(key, listed, now_ms()).await?;
             }
             self.save_checkpoint(&next).await?;
