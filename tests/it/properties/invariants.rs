@@ -585,9 +585,15 @@ pub fn fuzzed_headers(
 pub const SIGNED_AT_MS: i64 = 1_716_883_260_000;
 
 pub fn check_decode(body: &[u8]) -> Option<Event> {
-    match Event::decode(body, SIGNED_AT_MS) {
+    check_decode_signed_at(body, SIGNED_AT_MS)
+}
+
+/// [`check_decode`] of a delivery signed at `signed_at_ms`: the time an envelope without
+/// `timestamp` is given.
+pub fn check_decode_signed_at(body: &[u8], signed_at_ms: i64) -> Option<Event> {
+    match Event::decode(body, signed_at_ms) {
         Ok(event) => {
-            check_event(&event, body);
+            check_event(&event, body, signed_at_ms);
             Some(event)
         }
         Err(error) => {
@@ -597,7 +603,7 @@ pub fn check_decode(body: &[u8]) -> Option<Event> {
     }
 }
 
-fn check_event(event: &Event, body: &[u8]) {
+fn check_event(event: &Event, body: &[u8], signed_at_ms: i64) {
     // The envelope's fields as their exact texts: any depth of `data` reads.
     let envelope: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
         serde_json::from_slice(body).expect("a decoded body is a JSON object");
@@ -619,7 +625,7 @@ fn check_event(event: &Event, body: &[u8]) {
         None => {
             assert!(!event.timestamp_in_envelope);
             assert_eq!(
-                event.timestamp_ms, SIGNED_AT_MS,
+                event.timestamp_ms, signed_at_ms,
                 "no timestamp: the signed time"
             );
         }
@@ -1069,7 +1075,14 @@ pub fn check_prepare(
                 .svix_id
                 .as_deref()
                 .expect("a plan has a verified id");
-            let event = check_decode(&body).expect("a planned body decodes");
+            // Decoded as the handler did: with the delivery's verified svix-timestamp.
+            let signed_at_ms = SignatureHeaders::from_headers(&headers)
+                .ok()
+                .and_then(|h| h.timestamp.parse::<i64>().ok())
+                .expect("a planned request has a verified timestamp")
+                .saturating_mul(1000);
+            let event =
+                check_decode_signed_at(&body, signed_at_ms).expect("a planned body decodes");
             assert_eq!(
                 context.event_type.as_deref(),
                 Some(event.event_type.as_str())
