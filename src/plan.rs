@@ -8,7 +8,7 @@ pub mod settings;
 
 use crate::event::{normalize_millis, Event, Payload};
 use crate::table::encoding::Unfit;
-use crate::table::{Item, Key};
+use crate::table::{attr, Entity, Item, Key, Writer};
 use items::{ItemBuilder, Versioned};
 pub use settings::Settings;
 
@@ -94,9 +94,9 @@ pub(crate) enum Source<'a> {
 impl Source<'_> {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Webhook { .. } => "webhook",
-            Self::Backfill => "backfill",
-            Self::Reconcile => "reconcile",
+            Self::Webhook { .. } => Writer::Webhook.as_str(),
+            Self::Backfill => Writer::Backfill.as_str(),
+            Self::Reconcile => Writer::Reconcile.as_str(),
         }
     }
 }
@@ -208,7 +208,7 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
 
         Payload::UserDeleted(d) => (
             vec![put(
-                items.tombstone(Key::user(&d.id), "user", &d.id, None, &[]),
+                items.tombstone(Key::user(&d.id), Entity::User, &d.id, None, &[]),
                 Newer,
             )],
             Some(Cascade::User {
@@ -217,7 +217,13 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
         ),
         Payload::OrganizationDeleted(d) => (
             vec![put(
-                items.tombstone(Key::organization(&d.id), "organization", &d.id, None, &[]),
+                items.tombstone(
+                    Key::organization(&d.id),
+                    Entity::Organization,
+                    &d.id,
+                    None,
+                    &[],
+                ),
                 Newer,
             )],
             Some(Cascade::Organization {
@@ -228,27 +234,30 @@ fn plan_for(event: &Event, source: Source, settings: &Settings, now_ms: i64) -> 
         Payload::MembershipDeleted(m) => {
             let (org_id, user_id) = (&m.organization.id, &m.public_user_data.user_id);
             let key = Key::membership(org_id, user_id);
-            let ids = [("org_id", org_id.as_str()), ("user_id", user_id.as_str())];
-            let tombstone = items.tombstone(key, "membership", &m.id, m.updated_at, &ids);
+            let ids = [
+                (attr::ORG_ID, org_id.as_str()),
+                (attr::USER_ID, user_id.as_str()),
+            ];
+            let tombstone = items.tombstone(key, Entity::Membership, &m.id, m.updated_at, &ids);
             (vec![put(tombstone, Newer)], None)
         }
         Payload::DomainDeleted(d) => (
             vec![put(
-                items.tombstone(Key::domain(&d.id), "domain", &d.id, None, &[]),
+                items.tombstone(Key::domain(&d.id), Entity::Domain, &d.id, None, &[]),
                 Newer,
             )],
             None,
         ),
         Payload::RoleDeleted(d) => (
             vec![put(
-                items.tombstone(Key::role(&d.id), "role", &d.id, None, &[]),
+                items.tombstone(Key::role(&d.id), Entity::Role, &d.id, None, &[]),
                 Newer,
             )],
             None,
         ),
         Payload::PermissionDeleted(d) => (
             vec![put(
-                items.tombstone(Key::permission(&d.id), "permission", &d.id, None, &[]),
+                items.tombstone(Key::permission(&d.id), Entity::Permission, &d.id, None, &[]),
                 Newer,
             )],
             None,

@@ -10,36 +10,37 @@
 //! object's values become attributes is [`encoding`].
 
 pub mod encoding;
+mod names;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 pub use encoding::Item;
+pub use names::{attr, Entity, Writer};
 
-pub(crate) const PK: &str = "pk";
-pub(crate) const SK: &str = "sk";
+use attr::{GSI1_PK, GSI1_SK, PK, SK};
+
 /// Name of the one global secondary index.
 pub const GSI1: &str = "gsi1";
-pub(crate) const GSI1_PK: &str = "gsi1pk";
-pub(crate) const GSI1_SK: &str = "gsi1sk";
 /// What `gsi1` carries besides the table's and its own keys: enough to find an item and tell
 /// what it is (and, for the cascades, whether it is a tombstone); a reader gets the rest of
 /// the item by its key. Not `ALL`: every index write would pay for `data` again.
 pub const GSI1_PROJECTED: [&str; 12] = [
-    "entity",
-    "id",
-    "version",
-    "deleted",
-    "email",
-    "email_address",
-    "slug",
-    "name",
-    "org_id",
-    "user_id",
-    "role",
-    "status",
+    attr::ENTITY,
+    attr::ID,
+    attr::VERSION,
+    attr::DELETED,
+    attr::EMAIL,
+    attr::EMAIL_ADDRESS,
+    attr::SLUG,
+    attr::NAME,
+    attr::ORG_ID,
+    attr::USER_ID,
+    attr::ROLE,
+    attr::STATUS,
 ];
 
-/// The TTL attribute (epoch seconds) of event records and tombstones.
-pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The TTL attribute (epoch seconds) of event records, tombstones, claims and expiring
+/// entities.
+pub const TTL_ATTRIBUTE: &str = attr::EXPIRES_AT;
 
 pub const PROFILE_SK: &str = "PROFILE";
 pub(crate) const EVENT_SK: &str = "EVENT";

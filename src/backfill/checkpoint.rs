@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use super::counts::{Counts, ReconcileCounts};
 use super::kind::Kind;
 use crate::table::encoding::{self, JsonItem};
-use crate::table::{Item, Key};
+use crate::table::{attr, Entity, Item, Key};
 
 pub(crate) const CHECKPOINT_PK: &str = "BACKFILL";
 pub(crate) const RECONCILE_PK: &str = "RECONCILE";
-pub(crate) const CHECKPOINT_ENTITY: &str = "backfill_checkpoint";
+pub(crate) const CHECKPOINT_ENTITY: Entity = Entity::BackfillCheckpoint;
 
 /// Saved after every page, once all of that page's writes are done: a crash loses at most
 /// the page in flight, which the next run writes again (harmlessly: the versions make the
@@ -140,11 +140,11 @@ impl Checkpoint {
             Some(_) => Self::reconcile_key(self.kind),
         };
         let mut item = json!({
-            "pk": key.pk, "sk": key.sk, "entity": CHECKPOINT_ENTITY,
+            attr::PK: key.pk, attr::SK: key.sk, attr::ENTITY: CHECKPOINT_ENTITY.as_str(),
             "offset": self.offset, "pages": self.counts.pages, "seen": self.counts.seen,
             "written": self.counts.written, "stale": self.counts.stale,
             "skipped": self.counts.skipped,
-            "complete": self.complete, "updated_at": now_ms,
+            "complete": self.complete, attr::UPDATED_AT: now_ms,
         });
         if let Some(cursor) = &self.cursor {
             item["cursor"] = json!(cursor);
@@ -170,7 +170,7 @@ impl Checkpoint {
     /// Reads a stored checkpoint; absent counters read as 0.
     pub fn from_item(kind: Kind, item: &Item) -> Result<Self, String> {
         let item = &encoding::to_json(item).map_err(|e| e.to_string())?;
-        if item.get("entity").and_then(Value::as_str) != Some(CHECKPOINT_ENTITY) {
+        if item.get(attr::ENTITY).and_then(Value::as_str) != Some(CHECKPOINT_ENTITY.as_str()) {
             return Err(format!(
                 "{CHECKPOINT_PK}/{} is not a checkpoint",
                 kind.as_str()

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::table::{Item, Key};
+use crate::table::{attr, Entity, Item, Key};
 
 /// What to do about the instance of the key, before anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +69,8 @@ pub(crate) fn decide(
 pub(crate) fn item(instance_id: &str, bound_by: &str, now_ms: i64) -> Item {
     let key = Key::instance();
     match json!({
-        "pk": key.pk, "sk": key.sk, "entity": "instance", "instance_id": instance_id,
-        "bound_by": bound_by, "bound_at": now_ms,
+        attr::PK: key.pk, attr::SK: key.sk, attr::ENTITY: Entity::Instance.as_str(),
+        attr::INSTANCE_ID: instance_id, attr::BOUND_BY: bound_by, attr::BOUND_AT: now_ms,
     }) {
         Value::Object(map) => crate::table::encoding::from_json(&map),
         _ => unreachable!("built as an object"),
@@ -79,7 +79,7 @@ pub(crate) fn item(instance_id: &str, bound_by: &str, now_ms: i64) -> Item {
 
 /// The instance a stored binding names.
 pub(crate) fn bound_instance(item: &Item) -> Option<&str> {
-    crate::table::encoding::text(item, "instance_id")
+    crate::table::encoding::text(item, attr::INSTANCE_ID)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::event::{is_key_safe, text_at, Event};
 use crate::table::encoding::text;
-use crate::table::Item;
+use crate::table::{attr, Entity, Item};
 
 /// What can be backfilled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -24,11 +24,11 @@ impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Users, Kind::Organizations, Kind::Memberships];
 
     /// The `entity` of the kind's items.
-    pub(crate) fn entity(self) -> &'static str {
+    pub(crate) fn entity(self) -> Entity {
         match self {
-            Self::Users => "user",
-            Self::Organizations => "organization",
-            Self::Memberships => "membership",
+            Self::Users => Entity::User,
+            Self::Organizations => Entity::Organization,
+            Self::Memberships => Entity::Membership,
         }
     }
 
@@ -36,8 +36,8 @@ impl Kind {
     /// and [`Kind::gone_entry`].
     pub(crate) fn sweep_attributes(self) -> &'static [&'static str] {
         match self {
-            Self::Memberships => &["id", "version", "org_id", "user_id"],
-            _ => &["id", "version"],
+            Self::Memberships => &[attr::ID, attr::VERSION, attr::ORG_ID, attr::USER_ID],
+            _ => &[attr::ID, attr::VERSION],
         }
     }
 
@@ -88,15 +88,15 @@ impl Kind {
     pub(crate) fn stored_identity(self, item: &Item) -> Option<String> {
         let text = |name: &str| text(item, name).map(str::to_owned);
         match self {
-            Self::Users | Self::Organizations => text("id"),
-            Self::Memberships => Some(format!("{}#{}", text("org_id")?, text("user_id")?)),
+            Self::Users | Self::Organizations => text(attr::ID),
+            Self::Memberships => Some(format!("{}#{}", text(attr::ORG_ID)?, text(attr::USER_ID)?)),
         }
     }
 
     /// What a confirmed-gone object needs for its tombstone: an id; for a membership
     /// `{org}#{user}#{membership id}`.
     pub(crate) fn gone_entry(self, item: &Item) -> Option<String> {
-        let id = text(item, "id")?;
+        let id = text(item, attr::ID)?;
         match self {
             Self::Users | Self::Organizations => Some(id.to_owned()),
             Self::Memberships => Some(format!("{}#{id}", self.stored_identity(item)?)),

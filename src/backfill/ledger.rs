@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::store::{Store, StoreError};
 use crate::table::encoding::{self, text};
-use crate::table::Key;
+use crate::table::{attr, Entity, Key};
 
 /// How long a run's listed and gone ids are kept (TTL): past any resume.
 const CHUNK_TTL_SECS: i64 = 14 * 24 * 60 * 60;
@@ -33,7 +33,8 @@ impl Ledger {
             Self::Table(store) => {
                 let expires = now_ms.div_euclid(1000) + CHUNK_TTL_SECS;
                 let item = json!({
-                    "pk": key.pk, "sk": key.sk, "entity": "reconcile_chunk", "ids": ids,
+                    attr::PK: key.pk, attr::SK: key.sk,
+                    attr::ENTITY: Entity::ReconcileChunk.as_str(), attr::IDS: ids,
                     crate::table::TTL_ATTRIBUTE: expires,
                 });
                 let item = item.as_object().expect("built as an object");
@@ -57,8 +58,8 @@ impl Ledger {
                 .partition(pk)
                 .await?
                 .iter()
-                .filter(|item| text(item, "sk").is_some_and(|sk| sk.starts_with(&prefix)))
-                .flat_map(|item| match item.get("ids") {
+                .filter(|item| text(item, attr::SK).is_some_and(|sk| sk.starts_with(&prefix)))
+                .flat_map(|item| match item.get(attr::IDS) {
                     Some(AttributeValue::L(ids)) => ids
                         .iter()
                         .filter_map(|id| id.as_s().ok().cloned())

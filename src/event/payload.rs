@@ -200,19 +200,12 @@ pub enum BillingKind {
 }
 
 impl BillingKind {
-    /// The key prefix (`SUBSCRIPTION#…`) and the `entity` value.
+    /// The key prefix (`SUBSCRIPTION#…`).
     pub(crate) fn key_prefix(self) -> &'static str {
         match self {
             Self::Subscription => "SUBSCRIPTION",
             Self::SubscriptionItem => "SUBSCRIPTION_ITEM",
             Self::PaymentAttempt => "PAYMENT_ATTEMPT",
-        }
-    }
-    pub fn entity(self) -> &'static str {
-        match self {
-            Self::Subscription => "subscription",
-            Self::SubscriptionItem => "subscription_item",
-            Self::PaymentAttempt => "payment_attempt",
         }
     }
     pub(super) fn id_prefix(self) -> &'static str {

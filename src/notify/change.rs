@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::table::encoding::{self, number, text};
-use crate::table::Item;
+use crate::table::{attr, Entity, Item, Writer};
 
 /// The four kinds of change, named as Clerk names the events (and `SLACK_NOTIFY` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl Window {
 
     /// Whether Clerk's `created_at` (ms) is recent. An item without one never is.
     fn is_recent(&self, item: &Item) -> bool {
-        number(item, "created_at")
+        number(item, attr::CREATED_AT)
             .is_some_and(|created| self.now_ms.saturating_sub(created) <= self.max_age_ms)
     }
 }
@@ -209,38 +209,38 @@ pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>
 /// The change one record's images describe, if any.
 pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Option<Change> {
     let new = new?;
-    let entity = text(new, "entity")?;
-    let by_webhook = text(new, "source") == Some("webhook");
+    let entity = Entity::parse(text(new, attr::ENTITY)?)?;
+    let by_webhook = text(new, attr::SOURCE) == Some(Writer::Webhook.as_str());
     let appeared = old.is_none();
     match entity {
-        "user" if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
+        Entity::User if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
             Some(Change::UserCreated(Person {
-                user_id: text(new, "id")?.to_owned(),
-                email: text(new, "email").map(str::to_owned),
-                first_name: text(new, "first_name").map(str::to_owned),
-                last_name: text(new, "last_name").map(str::to_owned),
+                user_id: text(new, attr::ID)?.to_owned(),
+                email: text(new, attr::EMAIL).map(str::to_owned),
+                first_name: text(new, attr::FIRST_NAME).map(str::to_owned),
+                last_name: text(new, attr::LAST_NAME).map(str::to_owned),
             }))
         }
-        "user" if !is_live(new) && old.is_some_and(is_live) => Some(Change::UserDeleted {
-            user_id: text(new, "id")?.to_owned(),
+        Entity::User if !is_live(new) && old.is_some_and(is_live) => Some(Change::UserDeleted {
+            user_id: text(new, attr::ID)?.to_owned(),
         }),
-        "organization" if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
+        Entity::Organization if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
             Some(Change::OrganizationCreated {
-                org_id: text(new, "id")?.to_owned(),
-                name: text(new, "name").map(str::to_owned),
+                org_id: text(new, attr::ID)?.to_owned(),
+                name: text(new, attr::NAME).map(str::to_owned),
             })
         }
-        "membership"
+        Entity::Membership
             if is_live(new)
                 && old.is_none_or(|old| !is_live(old))
                 && by_webhook
                 && window.is_recent(new) =>
         {
             Some(Change::MemberJoined {
-                org_id: text(new, "org_id")?.to_owned(),
-                user_id: text(new, "user_id")?.to_owned(),
-                version: number(new, "version")?,
-                role: text(new, "role").map(str::to_owned),
+                org_id: text(new, attr::ORG_ID)?.to_owned(),
+                user_id: text(new, attr::USER_ID)?.to_owned(),
+                version: number(new, attr::VERSION)?,
+                role: text(new, attr::ROLE).map(str::to_owned),
                 org_name: organization_name(new),
             })
         }
@@ -250,7 +250,7 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
 
 /// A tombstone has `deleted`; live items never do.
 fn is_live(item: &Item) -> bool {
-    encoding::flag(item, "deleted") != Some(true)
+    encoding::flag(item, attr::DELETED) != Some(true)
 }
 
 /// The organization's name a membership's `data` carries, in either encoding. Only that

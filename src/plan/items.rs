@@ -10,13 +10,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{delete_version, upsert_version, LeftOut, Source};
 use crate::event::{
-    is_key_safe, normalize_millis, Billing, Data, Domain, Event, Invitation, Membership, Message,
-    MessageKind, Organization, OrganizationInvitation, Permission, Role, Session, User,
-    WaitlistEntry,
+    is_key_safe, normalize_millis, Billing, BillingKind, Data, Domain, Event, Invitation,
+    Membership, Message, MessageKind, Organization, OrganizationInvitation, Permission, Role,
+    Session, User, WaitlistEntry,
 };
 use crate::plan::Settings;
 use crate::table::encoding::{self, Unfit, DATA, MAX_ITEM_BYTES};
-use crate::table::{IndexEntry, Item, Key};
+use crate::table::{attr, Entity, IndexEntry, Item, Key};
 
 /// An item to write and its version (what the guard compares).
 #[derive(Debug)]
@@ -43,9 +43,9 @@ pub(super) struct ItemBuilder<'a> {
 impl ItemBuilder<'_> {
     /// `source` on every live item; `last_svix_id` on what a webhook wrote.
     fn mark_source(&self, item: &mut Item) {
-        insert(item, "source", self.source.as_str());
+        insert(item, attr::SOURCE, self.source.as_str());
         if let Source::Webhook { svix_id } = self.source {
-            insert(item, "last_svix_id", svix_id);
+            insert(item, attr::LAST_SVIX_ID, svix_id);
         }
     }
 
@@ -96,18 +96,18 @@ impl ItemBuilder<'_> {
 
     pub(super) fn event_record(&self, svix_id: &str) -> Item {
         let mut item = Key::event(svix_id).item();
-        insert(&mut item, "entity", "event");
-        insert(&mut item, "type", self.event.event_type.as_str());
-        insert(&mut item, "event_timestamp", self.event.timestamp_ms);
-        insert(&mut item, "received_at", self.now_ms);
+        insert(&mut item, attr::ENTITY, Entity::Event.as_str());
+        insert(&mut item, attr::TYPE, self.event.event_type.as_str());
+        insert(&mut item, attr::EVENT_TIMESTAMP, self.event.timestamp_ms);
+        insert(&mut item, attr::RECEIVED_AT, self.now_ms);
         // Which instance sent it: what a backfill's key is checked against (an id, so safe to
         // keep; anything else is left out).
         if let Some(instance) = self.event.instance_id.as_deref().filter(|i| is_key_safe(i)) {
-            insert(&mut item, "instance_id", instance);
+            insert(&mut item, attr::INSTANCE_ID, instance);
         }
         insert(
             &mut item,
-            "expires_at",
+            attr::EXPIRES_AT,
             self.expires_after(self.settings.event_secs),
         );
         item
@@ -115,7 +115,7 @@ impl ItemBuilder<'_> {
 
     /// The attributes every live entity item carries, and the top-level `data` fields named
     /// in `fields` (absent and null ones left out).
-    fn entity(&self, key: Key, entity: &str, id: &str, fields: &[&'static str]) -> Item {
+    fn entity(&self, key: Key, entity: Entity, id: &str, fields: &[&'static str]) -> Item {
         self.entity_from(key, entity, id, fields, &self.event.data)
     }
 
@@ -124,14 +124,14 @@ impl ItemBuilder<'_> {
     fn entity_from(
         &self,
         key: Key,
-        entity: &str,
+        entity: Entity,
         id: &str,
         fields: &[&'static str],
         data: &Data,
     ) -> Item {
         let mut item = key.item();
-        insert(&mut item, "entity", entity);
-        insert(&mut item, "id", id);
+        insert(&mut item, attr::ENTITY, entity.as_str());
+        insert(&mut item, attr::ID, id);
         self.mark_source(&mut item);
         self.copy_fields(&mut item, data, fields);
         self.set_data(&mut item, data, fields);
@@ -141,24 +141,24 @@ impl ItemBuilder<'_> {
     /// Stamps the version: the object's `updated_at`, else the envelope time.
     fn versioned(&self, mut item: Item, updated_at: Option<i64>) -> Versioned {
         let version = upsert_version(updated_at, self.event.timestamp_ms);
-        insert(&mut item, "version", version);
+        insert(&mut item, attr::VERSION, version);
         Versioned { item, version }
     }
 
     fn user_item(&self, user: &User, data: &Data) -> Item {
         const FIELDS: [&str; 8] = [
-            "first_name",
-            "last_name",
-            "username",
-            "image_url",
-            "external_id",
-            "public_metadata",
-            "created_at",
-            "updated_at",
+            attr::FIRST_NAME,
+            attr::LAST_NAME,
+            attr::USERNAME,
+            attr::IMAGE_URL,
+            attr::EXTERNAL_ID,
+            attr::PUBLIC_METADATA,
+            attr::CREATED_AT,
+            attr::UPDATED_AT,
         ];
-        let mut item = self.entity_from(Key::user(&user.id), "user", &user.id, &FIELDS, data);
+        let mut item = self.entity_from(Key::user(&user.id), Entity::User, &user.id, &FIELDS, data);
         if let Some(email) = user.primary_email() {
-            insert(&mut item, "email", email);
+            insert(&mut item, attr::EMAIL, email);
             IndexEntry::user_email(email, &user.id).set_on(&mut item);
         }
         item
@@ -184,15 +184,15 @@ impl ItemBuilder<'_> {
         let key = Key::organization(&org.id);
         let mut item = self.entity(
             key,
-            "organization",
+            Entity::Organization,
             &org.id,
             &[
-                "name",
-                "slug",
-                "image_url",
-                "public_metadata",
-                "created_at",
-                "updated_at",
+                attr::NAME,
+                attr::SLUG,
+                attr::IMAGE_URL,
+                attr::PUBLIC_METADATA,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
             ],
         );
         if let Some(slug) = org.slug.as_deref().filter(|s| !s.is_empty()) {
@@ -206,12 +206,17 @@ impl ItemBuilder<'_> {
         let key = Key::membership(org_id, user_id);
         let mut item = self.entity(
             key,
-            "membership",
+            Entity::Membership,
             &m.id,
-            &["role", "permissions", "created_at", "updated_at"],
+            &[
+                attr::ROLE,
+                attr::PERMISSIONS,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
+            ],
         );
-        insert(&mut item, "org_id", org_id.as_str());
-        insert(&mut item, "user_id", user_id.as_str());
+        insert(&mut item, attr::ORG_ID, org_id.as_str());
+        insert(&mut item, attr::USER_ID, user_id.as_str());
         // Lists a user's organizations: query gsi1 for USER#{user_id}.
         IndexEntry::user_membership(user_id, org_id).set_on(&mut item);
         self.versioned(item, m.updated_at)
@@ -219,15 +224,15 @@ impl ItemBuilder<'_> {
 
     pub(super) fn session(&self, s: &Session) -> Versioned {
         const SESSION_FIELDS: &[&str] = &[
-            "user_id",
-            "status",
-            "client_id",
-            "last_active_at",
-            "expire_at",
-            "abandon_at",
-            "created_at",
-            "updated_at",
-            "last_active_organization_id",
+            attr::USER_ID,
+            attr::STATUS,
+            attr::CLIENT_ID,
+            attr::LAST_ACTIVE_AT,
+            attr::EXPIRE_AT,
+            attr::ABANDON_AT,
+            attr::CREATED_AT,
+            attr::UPDATED_AT,
+            attr::LAST_ACTIVE_ORGANIZATION_ID,
         ];
         let activity = self
             .event
@@ -240,22 +245,22 @@ impl ItemBuilder<'_> {
             .map(|a| ("latest_activity", a.edited(&["ip_address"], &[])));
         let data = self.event.data.edited(&["user"], without_ip.as_slice());
         let key = Key::session(&s.user_id, &s.id);
-        let mut item = self.entity_from(key, "session", &s.id, SESSION_FIELDS, &data);
+        let mut item = self.entity_from(key, Entity::Session, &s.id, SESSION_FIELDS, &data);
         if let Some(activity) = &activity {
             self.copy_fields(
                 &mut item,
                 activity,
                 &[
-                    "device_type",
-                    "browser_name",
-                    "browser_version",
-                    "is_mobile",
+                    attr::DEVICE_TYPE,
+                    attr::BROWSER_NAME,
+                    attr::BROWSER_VERSION,
+                    attr::IS_MOBILE,
                 ],
             );
         }
         // A dead session disappears on its own once it can no longer be used.
         if let Some(end) = s.expire_at.into_iter().chain(s.abandon_at).max() {
-            insert(&mut item, "expires_at", ttl_from_millis(end));
+            insert(&mut item, attr::EXPIRES_AT, ttl_from_millis(end));
         }
         self.versioned(item, s.updated_at)
     }
@@ -264,22 +269,22 @@ impl ItemBuilder<'_> {
         let key = Key::organization_invitation(&inv.organization_id, &inv.id);
         let mut item = self.entity(
             key,
-            "organization_invitation",
+            Entity::OrganizationInvitation,
             &inv.id,
             &[
-                "email_address",
-                "role",
-                "status",
-                "created_at",
-                "updated_at",
+                attr::EMAIL_ADDRESS,
+                attr::ROLE,
+                attr::STATUS,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
             ],
         );
-        insert(&mut item, "org_id", inv.organization_id.as_str());
+        insert(&mut item, attr::ORG_ID, inv.organization_id.as_str());
         if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
             IndexEntry::organization_invitation_email(email, &inv.id).set_on(&mut item);
         }
         if let Some(expiry) = inv.expires_at {
-            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+            insert(&mut item, attr::EXPIRES_AT, ttl_from_millis(expiry));
         }
         self.versioned(item, inv.updated_at)
     }
@@ -288,11 +293,16 @@ impl ItemBuilder<'_> {
         let key = Key::domain(&d.id);
         let mut item = self.entity(
             key,
-            "domain",
+            Entity::Domain,
             &d.id,
-            &["name", "enrollment_mode", "created_at", "updated_at"],
+            &[
+                attr::NAME,
+                attr::ENROLLMENT_MODE,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
+            ],
         );
-        insert(&mut item, "org_id", d.organization_id.as_str());
+        insert(&mut item, attr::ORG_ID, d.organization_id.as_str());
         // Lists an organization's domains: query gsi1 for ORG#{org_id}.
         IndexEntry::organization_domain(&d.organization_id, &d.id).set_on(&mut item);
         self.versioned(item, d.updated_at)
@@ -302,15 +312,20 @@ impl ItemBuilder<'_> {
         let key = Key::invitation(&inv.id);
         let mut item = self.entity(
             key,
-            "invitation",
+            Entity::Invitation,
             &inv.id,
-            &["email_address", "status", "created_at", "updated_at"],
+            &[
+                attr::EMAIL_ADDRESS,
+                attr::STATUS,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
+            ],
         );
         if let Some(email) = inv.email_address.as_deref().filter(|e| !e.is_empty()) {
             IndexEntry::invitation_email(email, &inv.id).set_on(&mut item);
         }
         if let Some(expiry) = inv.expires_at {
-            insert(&mut item, "expires_at", ttl_from_millis(expiry));
+            insert(&mut item, attr::EXPIRES_AT, ttl_from_millis(expiry));
         }
         self.versioned(item, inv.updated_at)
     }
@@ -319,11 +334,17 @@ impl ItemBuilder<'_> {
         let key = Key::role(&role.id);
         let mut item = self.entity(
             key,
-            "role",
+            Entity::Role,
             &role.id,
-            &["key", "name", "description", "created_at", "updated_at"],
+            &[
+                attr::KEY,
+                attr::NAME,
+                attr::DESCRIPTION,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
+            ],
         );
-        insert(&mut item, "permissions", role.permission_keys());
+        insert(&mut item, attr::PERMISSIONS, role.permission_keys());
         self.versioned(item, role.updated_at)
     }
 
@@ -331,15 +352,15 @@ impl ItemBuilder<'_> {
         let key = Key::permission(&p.id);
         let item = self.entity(
             key,
-            "permission",
+            Entity::Permission,
             &p.id,
             &[
-                "key",
-                "name",
-                "description",
-                "type",
-                "created_at",
-                "updated_at",
+                attr::KEY,
+                attr::NAME,
+                attr::DESCRIPTION,
+                attr::TYPE,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
             ],
         );
         self.versioned(item, p.updated_at)
@@ -349,14 +370,14 @@ impl ItemBuilder<'_> {
         let key = Key::waitlist_entry(&entry.id);
         let mut item = self.entity(
             key,
-            "waitlist_entry",
+            Entity::WaitlistEntry,
             &entry.id,
             &[
-                "email_address",
-                "status",
-                "is_locked",
-                "created_at",
-                "updated_at",
+                attr::EMAIL_ADDRESS,
+                attr::STATUS,
+                attr::IS_LOCKED,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
             ],
         );
         if let Some(email) = entry.email_address.as_deref().filter(|e| !e.is_empty()) {
@@ -374,19 +395,23 @@ impl ItemBuilder<'_> {
             .map(|payer| IndexEntry::payer(payer, &key));
         let mut item = self.entity(
             key,
-            billing.kind.entity(),
+            match billing.kind {
+                BillingKind::Subscription => Entity::Subscription,
+                BillingKind::SubscriptionItem => Entity::SubscriptionItem,
+                BillingKind::PaymentAttempt => Entity::PaymentAttempt,
+            },
             id,
             &[
-                "status",
-                "subscription_id",
-                "plan_id",
-                "created_at",
-                "updated_at",
+                attr::STATUS,
+                attr::SUBSCRIPTION_ID,
+                attr::PLAN_ID,
+                attr::CREATED_AT,
+                attr::UPDATED_AT,
             ],
         );
         if let Some(payer) = &billing.object.payer {
-            insert_opt(&mut item, "payer_user_id", &payer.user_id);
-            insert_opt(&mut item, "payer_org_id", &payer.organization_id);
+            insert_opt(&mut item, attr::PAYER_USER_ID, &payer.user_id);
+            insert_opt(&mut item, attr::PAYER_ORG_ID, &payer.organization_id);
         }
         // Lists what a user or an organization pays for: query gsi1 for PAYER#{id}.
         if let Some(entry) = payer_entry {
@@ -403,24 +428,24 @@ impl ItemBuilder<'_> {
         }
         let m = &message.metadata;
         let entity = match message.kind {
-            MessageKind::Email => "email",
-            MessageKind::Sms => "sms",
+            MessageKind::Email => Entity::Email,
+            MessageKind::Sms => Entity::Sms,
         };
         let mut item = Key::message(&m.id).item();
-        insert(&mut item, "entity", entity);
-        insert(&mut item, "id", m.id.as_str());
+        insert(&mut item, attr::ENTITY, entity.as_str());
+        insert(&mut item, attr::ID, m.id.as_str());
         self.mark_source(&mut item);
-        insert_opt(&mut item, "user_id", &m.user_id);
-        insert_opt(&mut item, "slug", &m.slug);
-        insert_opt(&mut item, "status", &m.status);
+        insert_opt(&mut item, attr::USER_ID, &m.user_id);
+        insert_opt(&mut item, attr::SLUG, &m.slug);
+        insert_opt(&mut item, attr::STATUS, &m.status);
         let created_at = m
             .created_at
             .or(m.created_at_ms)
             .unwrap_or(self.event.timestamp_ms);
-        insert(&mut item, "created_at", created_at);
+        insert(&mut item, attr::CREATED_AT, created_at);
         insert(
             &mut item,
-            "expires_at",
+            attr::EXPIRES_AT,
             self.expires_after(self.settings.event_secs),
         );
         if let Some(user_id) = &m.user_id {
@@ -435,7 +460,7 @@ impl ItemBuilder<'_> {
     pub(super) fn tombstone(
         &self,
         key: Key,
-        entity: &str,
+        entity: Entity,
         id: &str,
         updated_at: Option<i64>,
         ids: &[(&str, &str)],
@@ -446,20 +471,20 @@ impl ItemBuilder<'_> {
             self.event.timestamp_in_envelope,
         );
         let mut item = key.item();
-        insert(&mut item, "entity", entity);
-        insert(&mut item, "id", id);
-        insert(&mut item, "deleted", true);
-        insert(&mut item, "version", version);
-        insert(&mut item, "deleted_at", self.event.timestamp_ms);
+        insert(&mut item, attr::ENTITY, entity.as_str());
+        insert(&mut item, attr::ID, id);
+        insert(&mut item, attr::DELETED, true);
+        insert(&mut item, attr::VERSION, version);
+        insert(&mut item, attr::DELETED_AT, self.event.timestamp_ms);
         insert(
             &mut item,
-            "expires_at",
+            attr::EXPIRES_AT,
             self.expires_after(self.settings.tombstone_secs),
         );
         match self.source {
-            Source::Webhook { svix_id } => insert(&mut item, "last_svix_id", svix_id),
+            Source::Webhook { svix_id } => insert(&mut item, attr::LAST_SVIX_ID, svix_id),
             // Only the reconcile marks its tombstones: a webhook's carries its svix-id.
-            Source::Reconcile => insert(&mut item, "source", self.source.as_str()),
+            Source::Reconcile => insert(&mut item, attr::SOURCE, self.source.as_str()),
             Source::Backfill => {}
         }
         for (name, value) in ids {

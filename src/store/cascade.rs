@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::client::{key_only, s, Store, StoreError};
 use crate::plan::Cascade;
-use crate::table::{Dependents, GSI1};
+use crate::table::{attr, Dependents, GSI1};
 
 /// A cascade's deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 16;
@@ -28,7 +28,7 @@ impl Store {
                     .client
                     .query()
                     .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                     .expression_attribute_values(":pk", s(pk))
                     .expression_attribute_values(":prefix", s(sk_prefix))
                     .consistent_read(true),
@@ -41,21 +41,24 @@ impl Store {
                         .query()
                         .table_name(&self.table)
                         .index_name(GSI1)
+                        .expression_attribute_names("#gpk", attr::GSI1_PK)
                         .expression_attribute_values(":pk", s(gsi1pk));
                     match sk_prefix {
                         Some(prefix) => query
-                            .key_condition_expression(
-                                "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)",
-                            )
+                            .key_condition_expression("#gpk = :pk AND begins_with(#gsk, :prefix)")
+                            .expression_attribute_names("#gsk", attr::GSI1_SK)
                             .expression_attribute_values(":prefix", s(prefix)),
-                        None => query.key_condition_expression("gsi1pk = :pk"),
+                        None => query.key_condition_expression("#gpk = :pk"),
                     }
                 }
             };
             // Tombstones stay: they still order late events until their TTL.
             let live = query
-                .filter_expression("attribute_not_exists(deleted)")
-                .projection_expression("pk, sk");
+                .filter_expression("attribute_not_exists(#deleted)")
+                .projection_expression("#pk, #sk")
+                .expression_attribute_names("#deleted", attr::DELETED)
+                .expression_attribute_names("#pk", attr::PK)
+                .expression_attribute_names("#sk", attr::SK);
             deleted += self.delete_all(live).await?;
         }
         Ok(deleted)
@@ -100,7 +103,8 @@ impl Store {
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(key.clone()))
-                    .condition_expression("attribute_not_exists(deleted)");
+                    .condition_expression("attribute_not_exists(#deleted)")
+                    .expression_attribute_names("#deleted", attr::DELETED);
                 deletes.spawn(delete.send());
             }
             while let Some(result) = deletes.join_next().await {

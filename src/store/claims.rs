@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::client::{key_of, s, Store, StoreError};
-use crate::table::{Key, TTL_ATTRIBUTE};
+use crate::table::{attr, Entity, Key, TTL_ATTRIBUTE};
 
 /// Where the claim on one action for one change stands, once a claimer has tried to take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +50,20 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key_of(key)))
             .update_expression(
-                "SET entity = :entity, #state = :pending, lease_until = :lease, claim_token = :token, \
-                 #ttl = :expires ADD attempts :one",
+                "SET #entity = :entity, #state = :pending, #lease = :lease, #token = :token, \
+                 #ttl = :expires ADD #attempts :one",
             )
             .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :pending AND lease_until < :now)",
+                "attribute_not_exists(#pk) OR (#state = :pending AND #lease < :now)",
             )
-            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#entity", attr::ENTITY)
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_names("#token", attr::CLAIM_TOKEN)
+            .expression_attribute_names("#attempts", attr::ATTEMPTS)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":entity", s("claim"))
+            .expression_attribute_values(":entity", s(Entity::Claim.as_str()))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":lease", n(now_ms.saturating_add(lease_ms)))
             .expression_attribute_values(":token", s(token.clone()))
@@ -77,7 +82,7 @@ impl Store {
             Ok(out) => {
                 let attempt = out
                     .attributes()
-                    .and_then(|item| number(item, "attempts"))
+                    .and_then(|item| number(item, attr::ATTEMPTS))
                     .unwrap_or(1);
                 Ok(Claim::Taken {
                     token,
@@ -91,11 +96,11 @@ impl Store {
                     return Err(StoreError::call("UpdateItem", &err));
                 };
                 let held = failed.item().cloned().unwrap_or_default();
-                Ok(match held.get("state") {
+                Ok(match held.get(attr::STATE) {
                     Some(AttributeValue::S(state)) if state == "done" => Claim::Done,
                     Some(AttributeValue::S(state)) if state == "failed" => Claim::Failed,
                     _ => Claim::Held {
-                        until_ms: number(&held, "lease_until").unwrap_or(now_ms),
+                        until_ms: number(&held, attr::LEASE_UNTIL).unwrap_or(now_ms),
                     },
                 })
             }
@@ -119,9 +124,11 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(key)))
-            .update_expression("SET #state = :state REMOVE lease_until, claim_token")
-            .condition_expression("#state = :pending AND claim_token = :token")
-            .expression_attribute_names("#state", "state")
+            .update_expression("SET #state = :state REMOVE #lease, #token")
+            .condition_expression("#state = :pending AND #token = :token")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_names("#token", attr::CLAIM_TOKEN)
             .expression_attribute_values(":state", s(state))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":token", s(token))
@@ -139,9 +146,11 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(key)))
-            .update_expression("SET lease_until = :ended REMOVE claim_token")
-            .condition_expression("#state = :pending AND claim_token = :token")
-            .expression_attribute_names("#state", "state")
+            .update_expression("SET #lease = :ended REMOVE #token")
+            .condition_expression("#state = :pending AND #token = :token")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_names("#token", attr::CLAIM_TOKEN)
             .expression_attribute_values(":ended", AttributeValue::N("0".into()))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":token", s(token))

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::table::Key;
+use crate::table::{attr, Key};
 
 /// Why DynamoDB did not apply a request. Nothing was applied in either case.
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +119,15 @@ pub(super) fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 pub(super) fn key_of(key: &Key) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), s(&key.pk)), ("sk".to_owned(), s(&key.sk))])
+    HashMap::from([
+        (attr::PK.to_owned(), s(&key.pk)),
+        (attr::SK.to_owned(), s(&key.sk)),
+    ])
 }
 
 pub(super) fn key_only(item: &HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
     item.iter()
-        .filter(|(name, _)| *name == "pk" || *name == "sk")
+        .filter(|(name, _)| *name == attr::PK || *name == attr::SK)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

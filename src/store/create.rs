@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::Client;
 
 use super::client::StoreError;
-use crate::table::{GSI1, GSI1_PK, GSI1_PROJECTED, GSI1_SK, PK, SK, TTL_ATTRIBUTE};
+use crate::table::attr::{GSI1_PK, GSI1_SK, PK, SK};
+use crate::table::{GSI1, GSI1_PROJECTED, TTL_ATTRIBUTE};
 
 /// Creates the table (the same as `template.yaml`; a test checks they agree): on-demand, with `gsi1`, TTL and the stream. An existing table is left as it is. For local
 /// development and the tests; deployments create it with `template.yaml`.

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::client::{key_of, s, Store, StoreError};
-use crate::table::{Item, Key};
+use crate::table::{attr, Entity, Item, Key};
 
 impl Store {
     /// One cheap read (an item that never exists) so the connection, TLS session and
@@ -16,9 +16,10 @@ impl Store {
         self.client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s("WARMUP"))
-            .key("sk", s("WARMUP"))
-            .projection_expression("pk")
+            .key(attr::PK, s("WARMUP"))
+            .key(attr::SK, s("WARMUP"))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", attr::PK)
             .send()
             .await
             .map_err(|e| StoreError::call("GetItem", &e))?;
@@ -60,7 +61,8 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item.clone()))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", attr::PK)
             .send()
             .await;
         match result {
@@ -86,7 +88,8 @@ impl Store {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attr::PK)
                 .expression_attribute_values(":pk", s(pk))
                 .consistent_read(true)
                 .set_exclusive_start_key(start_key)
@@ -106,7 +109,7 @@ impl Store {
     /// A whole-table scan, for the reconcile's sweep.
     pub async fn scan_live(
         &self,
-        entity: &str,
+        entity: Entity,
         attributes: &[&str],
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
@@ -114,11 +117,15 @@ impl Store {
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("entity = :entity AND attribute_not_exists(deleted)")
-            .expression_attribute_values(":entity", s(entity))
+            .filter_expression("#entity = :entity AND attribute_not_exists(#deleted)")
+            .expression_attribute_names("#entity", attr::ENTITY)
+            .expression_attribute_names("#deleted", attr::DELETED)
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#sk", attr::SK)
+            .expression_attribute_values(":entity", s(entity.as_str()))
             .consistent_read(true)
             .set_exclusive_start_key(start);
-        let mut projection = vec!["pk".to_owned(), "sk".to_owned()];
+        let mut projection = vec!["#pk".to_owned(), "#sk".to_owned()];
         for (i, name) in attributes.iter().enumerate() {
             // Some names (`version`, `data`) are DynamoDB reserved words.
             let placeholder = format!("#a{i}");
@@ -147,21 +154,21 @@ impl Store {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("entity = :event AND attribute_exists(instance_id)")
-                .expression_attribute_values(":event", s("event"))
-                .projection_expression("instance_id")
+                .filter_expression("#entity = :event AND attribute_exists(#instance)")
+                .expression_attribute_names("#entity", attr::ENTITY)
+                .expression_attribute_names("#instance", attr::INSTANCE_ID)
+                .expression_attribute_values(":event", s(Entity::Event.as_str()))
+                .projection_expression("#instance")
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
                 .map_err(|e| StoreError::call("Scan", &e))?;
-            found.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| match item.get("instance_id") {
-                        Some(AttributeValue::S(id)) => Some(id.clone()),
-                        _ => None,
-                    }),
-            );
+            found.extend(page.items().iter().filter_map(
+                |item| match item.get(attr::INSTANCE_ID) {
+                    Some(AttributeValue::S(id)) => Some(id.clone()),
+                    _ => None,
+                },
+            ));
             start_key = page.last_evaluated_key().cloned();
             if start_key.is_none() {
                 break;

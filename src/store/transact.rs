@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::client::{key_of, Store, StoreError};
 use crate::plan::{Guard, Plan, Write};
-use crate::table::{Item, Key};
+use crate::table::{attr, Item, Key};
 
 /// What happened to an event that reached DynamoDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +148,8 @@ impl Store {
                 // every later one fails here and cancels its whole transaction.
                 let put = self
                     .put(item)
-                    .condition_expression("attribute_not_exists(pk)")
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", attr::PK)
                     .build()
                     .map_err(|e| StoreError::Item(e.to_string()))?;
                 TransactWriteItem::builder().put(put).build()
@@ -167,7 +168,8 @@ impl Store {
                 let check = ConditionCheck::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_of(key)))
-                    .condition_expression("attribute_not_exists(deleted)")
+                    .condition_expression("attribute_not_exists(#deleted)")
+                    .expression_attribute_names("#deleted", attr::DELETED)
                     .build()
                     .map_err(|e| StoreError::Item(e.to_string()))?;
                 TransactWriteItem::builder().condition_check(check).build()
@@ -182,17 +184,22 @@ impl Store {
         version: i64,
         guard: Guard,
     ) -> Result<TransactWriteItem, StoreError> {
-        let condition = match guard {
-            Guard::Newer => "attribute_not_exists(pk) OR #version < :version",
-            // A tombstone has `deleted`; live items never do.
-            Guard::NewerAndNotDeleted => {
-                "attribute_not_exists(pk) OR (#version < :version AND attribute_not_exists(deleted))"
-            }
-        };
         let put = self
             .put(item)
-            .condition_expression(condition)
-            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#version", attr::VERSION);
+        let put = match guard {
+            Guard::Newer => {
+                put.condition_expression("attribute_not_exists(#pk) OR #version < :version")
+            }
+            // A tombstone has `deleted`; live items never do.
+            Guard::NewerAndNotDeleted => put
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR (#version < :version AND attribute_not_exists(#deleted))",
+                )
+                .expression_attribute_names("#deleted", attr::DELETED),
+        };
+        let put = put
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
             // Tells a stale write whether the newer item is a tombstone (a stale delete still
             // cascades; a refused refresh falls back) or a live item.
@@ -227,7 +234,7 @@ fn classify(writes: &[Write], reasons: &[CancellationReason]) -> Cancellation {
         reasons
             .get(i)
             .and_then(|r| r.item())
-            .is_some_and(|item| matches!(item.get("deleted"), Some(AttributeValue::Bool(true))))
+            .is_some_and(|item| matches!(item.get(attr::DELETED), Some(AttributeValue::Bool(true))))
     };
     // A webhook's plan starts with its event record; a backfill plan has none.
     let record = writes

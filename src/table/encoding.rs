@@ -30,7 +30,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub type JsonItem = Map<String, Value>;
 
 /// The attribute holding the whole Clerk object.
-pub const DATA: &str = "data";
+pub const DATA: &str = super::attr::DATA;
 
 /// How deep an attribute's maps and lists may nest, a top-level map or list being 1: DynamoDB
 /// allows 32 levels counting the item itself. Pinned against DynamoDB Local by

@@ -235,3 +235,20 @@ fn the_dashboard_body_is_json_with_and_without_the_notifier() {
         assert_eq!(parsed["widgets"].as_array().unwrap().len(), widgets);
     }
 }
+
+/// docs/table.md lists every `entity` value a reader meets, and only those: the table
+/// contract's [`Entity`] names them in code.
+#[test]
+fn the_docs_list_of_entities_is_the_table_contracts() {
+    use clerk_webhooks::table::Entity;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/table.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text
+        .find("**`entity`.** One of")
+        .expect("docs/table.md has the entity bullet");
+    let rest = &text[start + "**`entity`.**".len()..];
+    let bullet = &rest[..rest.find("\n- ").unwrap_or(rest.len())];
+    let documented: Vec<&str> = bullet.split('`').skip(1).step_by(2).collect();
+    let named: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
+    assert_eq!(documented, named);
+}
