@@ -9,13 +9,17 @@
 //! | `organizationMembership.created` | - | when listed |
 //! | `user.deleted` | - | when listed |
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::change::{mask_email, Change, Person};
+use super::change::Change;
 use super::config::{Delivery, NotifyConfig};
-use super::template::Escape;
+use super::slack::Slack;
+use super::spec::ActionSpec;
+pub use super::spec::View;
+use super::welcome_email::WelcomeEmail;
 
-/// One side effect of a change; each is claimed, and so done, once per change.
+/// One side effect of a change; each is claimed, and so done, once per change. A new action
+/// is a file implementing [`ActionSpec`] and one arm in [`Action::spec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     WelcomeEmail,
@@ -23,20 +27,25 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order a change's run.
+    pub const ALL: [Self; 2] = [Self::WelcomeEmail, Self::Slack];
+
+    /// What the action is: its file.
+    pub(crate) fn spec(self) -> &'static dyn ActionSpec {
+        match self {
+            Self::WelcomeEmail => &WelcomeEmail,
+            Self::Slack => &Slack,
+        }
+    }
+
     /// Where this action's requests go under `config`; `None` when the action is off.
     pub fn delivery(self, config: &NotifyConfig) -> Option<&Delivery> {
-        match self {
-            Self::WelcomeEmail => config.email.as_ref().map(|e| &e.delivery),
-            Self::Slack => config.slack.as_ref().map(|s| &s.delivery),
-        }
+        self.spec().delivery(config)
     }
 
     /// The name in claims, logs and metrics.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::WelcomeEmail => "welcome_email",
-            Self::Slack => "slack",
-        }
+        self.spec().name()
     }
 }
 
@@ -50,28 +59,12 @@ pub struct Message {
     pub idempotency_key: Option<String>,
 }
 
-/// Whose values a message shows: the real ones (to send) or masked ones (a preview, which
-/// is a log line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Real,
-    Masked,
-}
-
 /// The actions `change` needs under `config`, in the order they run.
 pub fn actions(change: &Change, config: &NotifyConfig) -> Vec<Action> {
-    let mut actions = Vec::new();
-    if let (Change::UserCreated(person), Some(_)) = (change, &config.email) {
-        if person.email.is_some() {
-            actions.push(Action::WelcomeEmail);
-        }
-    }
-    if let Some(slack) = &config.slack {
-        if slack.notify.contains(&change.kind()) {
-            actions.push(Action::Slack);
-        }
-    }
-    actions
+    Action::ALL
+        .into_iter()
+        .filter(|action| action.spec().wanted(change, config))
+        .collect()
 }
 
 /// The body of `action`'s request for `change`. `None` when the action does not apply (an
@@ -82,113 +75,23 @@ pub fn message(
     config: &NotifyConfig,
     view: View,
 ) -> Option<Message> {
-    let shown = |person: &Person| match view {
-        View::Real => person.clone(),
-        View::Masked => person.masked(),
-    };
-    match action {
-        Action::WelcomeEmail => {
-            let (Change::UserCreated(person), Some(email)) = (change, &config.email) else {
-                return None;
-            };
-            let person = shown(person);
-            let to = person.email.clone()?;
-            // The sender is the operator's, not personal, but a preview is a log line, and
-            // log lines hold no address at all.
-            let from = match view {
-                View::Real => email.from.clone(),
-                View::Masked => mask_sender(&email.from),
-            };
-            Some(Message {
-                action,
-                body: json!({
-                    "from": from,
-                    "to": [to],
-                    "subject": email.subject.render(&person, Escape::None),
-                    "html": email.html.render(&person, Escape::Html),
-                }),
-                idempotency_key: Some(format!("welcome-user/{}", person.user_id)),
-            })
-        }
-        Action::Slack => {
-            config.slack.as_ref()?;
-            let text = match change {
-                Change::UserCreated(person) => user_created_text(&shown(person)),
-                Change::OrganizationCreated { org_id, name } => match name {
-                    Some(name) => format!("New organization *{}* ({org_id})", slack_escape(name)),
-                    None => format!("New organization {org_id}"),
-                },
-                Change::MemberJoined {
-                    org_id,
-                    user_id,
-                    role,
-                    org_name,
-                    ..
-                } => {
-                    let org = match org_name {
-                        Some(name) => format!("*{}* ({org_id})", slack_escape(name)),
-                        None => org_id.clone(),
-                    };
-                    match role {
-                        Some(role) => format!("{user_id} joined {org} as {}", slack_escape(role)),
-                        None => format!("{user_id} joined {org}"),
-                    }
-                }
-                Change::UserDeleted { user_id } => format!("User deleted: {user_id}"),
-            };
-            Some(Message {
-                action,
-                body: json!({ "text": text }),
-                idempotency_key: None,
-            })
-        }
-    }
-}
-
-/// `Acme <hello@acme.com>` -> `Acme <h***@a***.com>`; a bare address is masked whole.
-fn mask_sender(from: &str) -> String {
-    match (from.rfind('<'), from.rfind('>')) {
-        (Some(open), Some(close)) if open < close => format!(
-            "{}<{}>{}",
-            &from[..open],
-            mask_email(&from[open + 1..close]),
-            &from[close + 1..]
-        ),
-        _ => mask_email(from),
-    }
-}
-
-/// `New user *Ada Lovelace* (ada@example.org), user_123`, with what there is of it.
-fn user_created_text(person: &Person) -> String {
-    let name: Vec<&str> = [&person.first_name, &person.last_name]
-        .into_iter()
-        .filter_map(|n| n.as_deref().map(str::trim).filter(|n| !n.is_empty()))
-        .collect();
-    let mut text = String::from("New user");
-    if !name.is_empty() {
-        text.push_str(&format!(" *{}*", slack_escape(&name.join(" "))));
-    }
-    if let Some(email) = &person.email {
-        text.push_str(&format!(" ({})", slack_escape(email)));
-    }
-    text.push_str(&format!(", {}", person.user_id));
-    text
-}
-
-/// Slack reads `&`, `<` and `>` as control characters (`<!channel>` pings everyone): a
-/// user's name must not be able to do that.
-fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let (body, idempotency_key) = action.spec().body(change, config, view)?;
+    Some(Message {
+        action,
+        body,
+        idempotency_key,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::notify::change::ChangeKind;
-    use crate::notify::config::{Delivery, EmailSettings, SlackSettings};
+    use crate::notify::change::Person;
+    use crate::notify::config::{EmailSettings, SlackSettings};
     use crate::notify::template::Template;
+    use crate::notify::welcome_email::mask_sender;
+    use serde_json::json;
 
     fn config(slack: &[ChangeKind]) -> NotifyConfig {
         NotifyConfig {

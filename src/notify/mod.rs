@@ -3,7 +3,9 @@
 //! order per object, whatever Svix retried or replayed.
 //!
 //! - [`change`]: which change, if any, a stream record's old and new images describe (pure);
-//! - [`action`]: which actions a change needs, and each request's body (pure);
+//! - [`action`]: the actions, which a change needs, and each request's body (pure); each
+//!   action is one file implementing [`spec::ActionSpec`]: `welcome_email` (Resend) and
+//!   `slack`;
 //! - [`template`]: the welcome email's placeholders (pure);
 //! - [`answer`]: what a provider's HTTP answer means for the record (pure);
 //! - [`config`]: the environment -> [`NotifyConfig`];
@@ -19,8 +21,11 @@ pub mod change;
 pub mod config;
 pub mod notifier;
 pub mod sender;
+mod slack;
+mod spec;
 pub mod stream;
 pub mod template;
+mod welcome_email;
 
 pub use config::NotifyConfig;
 pub use notifier::{BatchResponse, Clock, Notifier, NotifyError};

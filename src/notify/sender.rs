@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::action::{Action, Message};
+use super::action::Message;
 use super::answer::{classify, Answer};
-use super::config::{Delivery, NotifyConfig, Secret};
+use super::config::{Delivery, NotifyConfig};
+use super::spec::Target;
 use crate::http_client::{self, HttpClientError};
 
 /// Per request, connection included: well inside the claim's lease.
@@ -31,24 +32,12 @@ pub struct Reply {
     pub code: Option<String>,
 }
 
-/// Where a message goes, and with which credential.
-pub(crate) enum Target<'a> {
-    Resend { url: String, key: &'a Secret },
-    Slack { url: &'a Secret },
-}
-
 /// The target of `message` under `config`; `None` when its action is previewed, not sent.
 pub(crate) fn target<'a>(message: &Message, config: &'a NotifyConfig) -> Option<Target<'a>> {
     let Delivery::Send(credential) = message.action.delivery(config)? else {
         return None;
     };
-    Some(match message.action {
-        Action::WelcomeEmail => Target::Resend {
-            url: format!("{}/emails", config.email.as_ref()?.base_url),
-            key: credential,
-        },
-        Action::Slack => Target::Slack { url: credential },
-    })
+    message.action.spec().target(config, credential)
 }
 
 #[derive(Clone)]
@@ -74,16 +63,13 @@ impl Sender {
     }
 
     pub(crate) async fn send(&self, message: &Message, target: &Target<'_>) -> Reply {
-        let request = match target {
-            Target::Resend { url, key } => {
-                let mut request = self.client.post(url).bearer_auth(key.expose());
-                if let Some(idempotency_key) = &message.idempotency_key {
-                    request = request.header("Idempotency-Key", idempotency_key);
-                }
-                request
-            }
-            Target::Slack { url } => self.client.post(url.expose()),
-        };
+        let mut request = self.client.post(target.url.expose());
+        if let Some(key) = target.bearer {
+            request = request.bearer_auth(key.expose());
+        }
+        if let Some(idempotency_key) = &message.idempotency_key {
+            request = request.header("Idempotency-Key", idempotency_key);
+        }
         let sent = request
             .timeout(self.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
