@@ -2,7 +2,10 @@
 //!
 //! Data flows one way: function-URL event -> [`function_url`] -> [`verify`] -> [`event`] ->
 //! [`plan`] -> [`store`] -> response, wired together by [`handler`]. Nothing before `store`
-//! does I/O. [`table`] is the table contract every part shares: keys, index, TTL.
+//! does I/O, and no module imports one before it: [`plan`] and [`store`] share [`writes`],
+//! the vocabulary of what to write. [`table`] is the table contract every part shares:
+//! keys, names, index, TTL, and how values become attributes. [`env`] reads the environment
+//! for every function; `backfill` and `notify` are the other two functions.
 
 pub mod backfill;
 pub(crate) mod backoff;
@@ -21,3 +24,4 @@ pub mod plan;
 pub mod store;
 pub mod table;
 pub mod verify;
+pub mod writes;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::event::Event;
-use crate::table::encoding::{self, JsonItem};
+use crate::table::encoding::{self, JsonItem, Unfit};
+use crate::table::Item;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_716_883_300_000;

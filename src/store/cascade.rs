@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::client::{key_only, s, Store, StoreError};
-use crate::plan::Cascade;
 use crate::table::{attr, Dependents, GSI1};
+use crate::writes::Cascade;
 
 /// A cascade's deletes in flight at once.
 const DELETE_CONCURRENCY: usize = 16;

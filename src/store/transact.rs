@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::client::{key_of, Store, StoreError};
-use crate::plan::{Guard, Plan, Write};
 use crate::table::{attr, Item, Key};
+use crate::writes::{Guard, Plan, Write};
 
 /// What happened to an event that reached DynamoDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
