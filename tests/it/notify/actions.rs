@@ -43,6 +43,15 @@ pub(super) fn primary_email(id: &str) -> String {
 }
 
 /// A user who signed up a minute ago, as `user.created` carries them.
+/// The first recipient of each email Resend took, in order.
+fn recipients(n: &NotifyApp) -> Vec<Value> {
+    n.resend
+        .accepted()
+        .iter()
+        .map(|e| e["to"][0].clone())
+        .collect()
+}
+
 pub(super) async fn sign_up(app: &TestApp, id: &str) -> i64 {
     let created = now_ms() - 60_000;
     assert_eq!(
@@ -197,12 +206,7 @@ async fn an_update_before_the_create_welcomes_once_and_old_or_backfilled_users_n
     );
 
     assert_eq!(n.notify_all().await.failed(), Vec::<&str>::new());
-    let to: Vec<Value> = n
-        .resend
-        .accepted()
-        .iter()
-        .map(|e| e["to"][0].clone())
-        .collect();
+    let to = recipients(&n);
     assert_eq!(to, [json!(primary_email(&late))]);
     assert_eq!(n.slack.accepted().len(), 1);
 }
@@ -270,12 +274,7 @@ async fn a_422_is_permanent_and_the_rest_of_the_batch_goes_on() {
     n.resend.inject(&[Fault::Status(422)]);
     let records = n.records().await;
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
-    let to: Vec<Value> = n
-        .resend
-        .accepted()
-        .iter()
-        .map(|e| e["to"][0].clone())
-        .collect();
+    let to = recipients(&n);
     assert_eq!(to, [json!(primary_email(&next))]);
     // Never asked again, however often the records come back.
     assert_eq!(n.notify(&records).await.failed(), Vec::<&str>::new());
