@@ -33,6 +33,8 @@ pub enum Copier {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     pub plan: Plan,
+    /// The object's id when it is shaped like a Clerk id: what a skip names.
+    pub id: Option<String>,
     /// As [`Event::unexpected_prefixes`]: copied all the same.
     pub unexpected_prefixes: Vec<&'static str>,
 }
@@ -68,6 +70,7 @@ pub fn prepare(
     };
     Ok(Prepared {
         plan: plan.expect("the *.created types are synced"),
+        id,
         unexpected_prefixes: event.unexpected_prefixes,
     })
 }

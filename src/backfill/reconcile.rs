@@ -34,11 +34,11 @@ use super::objects::{self, Copier};
 use super::run::{now_ms, write, Backfill, BackfillError, Skipped, Started};
 use super::summary::{deletion_bound, KindSummary, ReconcileSummary};
 use crate::clerk_api::ApiError;
-use crate::event::{is_key_safe, text_at};
+use crate::event::text_at;
 use crate::plan::plan_reconcile;
 use crate::store::{Outcome, Store};
 use crate::table::encoding::{self, text};
-use crate::table::{reconcile_run, Item, Key};
+use crate::table::{attr, reconcile_run, Item, Key};
 
 /// A live item the complete listing did not return, older than the run: maybe gone.
 pub(crate) fn is_candidate(
@@ -47,7 +47,7 @@ pub(crate) fn is_candidate(
     listed: &HashSet<String>,
     run_started_ms: i64,
 ) -> bool {
-    let older = encoding::number(item, "version").is_some_and(|v| v < run_started_ms);
+    let older = encoding::number(item, attr::VERSION).is_some_and(|v| v < run_started_ms);
     older
         && kind
             .stored_identity(item)
@@ -216,7 +216,7 @@ impl Backfill {
                     continue;
                 }
                 state_mut(checkpoint).counts.candidates += 1;
-                let id = text(item, "id").unwrap_or("-");
+                let id = text(item, attr::ID).unwrap_or("-");
                 match self.lookup(kind, item).await {
                     Lookup::Found(object) => {
                         state_mut(checkpoint).counts.found += 1;
@@ -252,15 +252,16 @@ impl Backfill {
     async fn lookup(&self, kind: Kind, item: &Item) -> Lookup {
         let text = |name: &str| text(item, name).unwrap_or("");
         let found = match kind {
-            Kind::Users => self.api.user(text("id")).await,
-            Kind::Organizations => self.api.organization(text("id")).await,
+            Kind::Users => self.api.user(text(attr::ID)).await,
+            Kind::Organizations => self.api.organization(text(attr::ID)).await,
             Kind::Memberships => {
                 self.api
-                    .user_memberships(text("user_id"))
+                    .user_memberships(text(attr::USER_ID))
                     .await
                     .map(|memberships| {
                         memberships.into_iter().flatten().find(|m| {
-                            text_at(m, &["organization", "id"]).as_deref() == Some(text("org_id"))
+                            text_at(m, &["organization", "id"]).as_deref()
+                                == Some(text(attr::ORG_ID))
                         })
                     })
             }
@@ -281,23 +282,24 @@ impl Backfill {
         counts: &mut Counts,
     ) -> Result<(), BackfillError> {
         counts.seen += 1;
-        let plan =
+        let prepared =
             match objects::prepare(kind, &object, &self.settings, now_ms(), Copier::Reconcile) {
-                Ok(prepared) => prepared.plan,
+                Ok(prepared) => prepared,
                 Err(skip) => {
                     let why = Skipped::Refused(&skip.reason);
                     self.skip(kind, skip.id.as_deref(), why, counts);
                     return Ok(());
                 }
             };
+        let plan = &prepared.plan;
         match (&self.store, self.options.dry_run) {
-            (Some(store), false) => match write(store, &plan, self.options.write_backoff).await {
+            (Some(store), false) => match write(store, plan, self.options.write_backoff).await {
                 Ok(Outcome::Applied) => counts.written += 1,
                 Ok(Outcome::Stale | Outcome::Duplicate) => counts.stale += 1,
                 // This object's write can never succeed: skip it, not the run.
                 Err(error) if error.is_permanent() => {
-                    let id = text_at(&object, &["id"]).filter(|id| is_key_safe(id));
-                    self.skip(kind, id.as_deref(), Skipped::Unwritable(&error), counts);
+                    let id = prepared.id.as_deref();
+                    self.skip(kind, id, Skipped::Unwritable(&error), counts);
                 }
                 Err(error) => return Err(error.into()),
             },

@@ -394,10 +394,10 @@ impl Backfill {
         for object in objects {
             counts.seen += 1;
             counters.seen.fetch_add(1, Ordering::Relaxed);
-            let plan = match objects::prepare(kind, &object, &self.settings, now, by) {
+            let (plan, id) = match objects::prepare(kind, &object, &self.settings, now, by) {
                 Ok(prepared) => {
                     self.note_unexpected_prefixes(kind, &prepared.unexpected_prefixes);
-                    prepared.plan
+                    (prepared.plan, prepared.id)
                 }
                 Err(skip) => {
                     let why = Skipped::Refused(&skip.reason);
@@ -405,8 +405,6 @@ impl Backfill {
                     continue;
                 }
             };
-            let id =
-                crate::event::text_at(&object, &["id"]).filter(|id| crate::event::is_key_safe(id));
             let store = match (&self.store, self.options.dry_run) {
                 (Some(store), false) => store.clone(),
                 _ => {
