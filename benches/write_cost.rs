@@ -19,7 +19,8 @@
 use clerk_webhooks::event::Event;
 use clerk_webhooks::plan::Settings;
 use clerk_webhooks::plan::{plan, Write};
-use clerk_webhooks::table::encoding::{self, item_size, write_units, Item, DATA};
+use clerk_webhooks::table::attr::DATA;
+use clerk_webhooks::table::encoding::{self, item_size, write_units, Item};
 use clerk_webhooks::table::GSI1_PROJECTED;
 use serde_json::{json, Value};
 

@@ -15,7 +15,7 @@ use crate::event::{
     Session, User, WaitlistEntry,
 };
 use crate::plan::Settings;
-use crate::table::encoding::{self, Unfit, DATA, MAX_ITEM_BYTES};
+use crate::table::encoding::{self, Unfit, MAX_ITEM_BYTES};
 use crate::table::{attr, Entity, IndexEntry, Item, Key};
 
 /// An item to write and its version (what the guard compares).
@@ -71,11 +71,11 @@ impl ItemBuilder<'_> {
     /// it fits: they are all in `data` already.
     fn set_data(&self, item: &mut Item, data: &Data, fields: &[&'static str]) {
         let blob = Blob::new(encoding::encode_data(data.text()));
-        item.insert(DATA.to_owned(), AttributeValue::B(blob));
+        item.insert(attr::DATA.to_owned(), AttributeValue::B(blob));
         while encoding::item_size(item) > MAX_ITEM_BYTES {
             let largest = fields
                 .iter()
-                .filter_map(|&f| item.get(f).map(|v| (f, encoding::item_size(&single(f, v)))))
+                .filter_map(|&f| item.get(f).map(|v| (f, encoding::attribute_size(f, v))))
                 .max_by_key(|&(_, size)| size);
             let Some((field, _)) = largest else {
                 // `data` alone is over the limit: DynamoDB refuses the write, reported as a
@@ -545,9 +545,4 @@ fn insert_opt(item: &mut Item, name: &str, value: &Option<String>) {
     if let Some(v) = value {
         insert(item, name, v.as_str());
     }
-}
-
-/// An item of one attribute, to size it.
-fn single(name: &str, value: &AttributeValue) -> Item {
-    Item::from([(name.to_owned(), value.clone())])
 }

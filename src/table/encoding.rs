@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::attr::DATA;
 use crate::json::RawObject;
 
 /// One item as DynamoDB stores it.
@@ -28,9 +29,6 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// An item as JSON ([`to_json`]), for bookkeeping items and readers that want one value.
 pub type JsonItem = Map<String, Value>;
-
-/// The attribute holding the whole Clerk object.
-pub const DATA: &str = super::attr::DATA;
 
 /// How deep an attribute's maps and lists may nest, a top-level map or list being 1: DynamoDB
 /// allows 32 levels counting the item itself. Pinned against DynamoDB Local by
@@ -250,8 +248,13 @@ pub fn flag(item: &Item, name: &str) -> Option<bool> {
 /// plus 1 per element for maps and lists, map keys counted as names).
 pub fn item_size(item: &Item) -> usize {
     item.iter()
-        .map(|(name, value)| name.len() + value_size(value))
+        .map(|(name, value)| attribute_size(name, value))
         .sum()
+}
+
+/// One attribute's share of [`item_size`]: its name and its value.
+pub fn attribute_size(name: &str, value: &AttributeValue) -> usize {
+    name.len() + value_size(value)
 }
 
 fn value_size(value: &AttributeValue) -> usize {
