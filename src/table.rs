@@ -38,6 +38,30 @@ pub const GSI1_PROJECTED: [&str; 12] = [
     attr::STATUS,
 ];
 
+/// A sparse index on one attribute of user items, projecting only the keys: the user lookups
+/// that `gsi1` (keyed by email) cannot serve. A user item has one `gsi1pk`, so each further
+/// way to find a user needs an index of its own; KEYS_ONLY and sparse, it costs one small index
+/// write for a user that has the value and nothing for one that has not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupIndex {
+    pub name: &'static str,
+    /// The index's partition key (S); it has no sort key.
+    pub key: &'static str,
+}
+
+/// Users by username: `username_key` is the username lower-cased (hashed past 2,048 bytes).
+pub const USERNAME_INDEX: LookupIndex = LookupIndex {
+    name: "username",
+    key: attr::USERNAME_KEY,
+};
+/// Users by the external id an app gave them: `external_id_key` is it exactly (hashed past
+/// 2,048 bytes).
+pub const EXTERNAL_ID_INDEX: LookupIndex = LookupIndex {
+    name: "external_id",
+    key: attr::EXTERNAL_ID_KEY,
+};
+pub const LOOKUP_INDEXES: [LookupIndex; 2] = [USERNAME_INDEX, EXTERNAL_ID_INDEX];
+
 /// The TTL attribute (epoch seconds) of event records, tombstones, claims and expiring
 /// entities.
 pub const TTL_ATTRIBUTE: &str = attr::EXPIRES_AT;
@@ -111,7 +135,7 @@ impl Key {
     pub fn permission(permission_id: &str) -> Self {
         Self::profile("PERMISSION", permission_id)
     }
-    pub(crate) fn waitlist_entry(entry_id: &str) -> Self {
+    pub fn waitlist_entry(entry_id: &str) -> Self {
         Self::profile("WAITLIST", entry_id)
     }
     /// An email or SMS message's metadata (`STORE_MESSAGE_METADATA`).
@@ -212,6 +236,16 @@ pub fn email_index_pk(email: &str) -> String {
 /// The `gsi1pk` of the organization with this slug: `SLUG#{slug}` (hashed past 2,048 bytes).
 pub fn slug_index_pk(slug: &str) -> String {
     bounded_index_pk("SLUG#", slug)
+}
+
+/// The `username_key` of a user with this username.
+pub fn username_key(username: &str) -> String {
+    bounded_index_pk("", &username.to_lowercase())
+}
+
+/// The `external_id_key` of a user with this external id.
+pub fn external_id_key(external_id: &str) -> String {
+    bounded_index_pk("", external_id)
 }
 
 impl IndexEntry {

@@ -55,6 +55,11 @@ pub struct User {
     /// Entries that are not objects of this shape are left out.
     #[serde(default, deserialize_with = "lenient_list")]
     pub email_addresses: Vec<EmailAddress>,
+    /// Indexed for the reader's user lookups when they are non-empty strings.
+    #[serde(default, deserialize_with = "lenient")]
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub external_id: Option<String>,
 }
 
 impl User {

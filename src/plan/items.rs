@@ -16,7 +16,7 @@ use crate::event::{
 };
 use crate::plan::Settings;
 use crate::table::encoding::{self, Unfit, MAX_ITEM_BYTES};
-use crate::table::{attr, Entity, IndexEntry, Item, Key};
+use crate::table::{self, attr, Entity, IndexEntry, Item, Key};
 
 /// An item to write and its version (what the guard compares).
 #[derive(Debug)]
@@ -160,6 +160,21 @@ impl ItemBuilder<'_> {
         if let Some(email) = user.primary_email() {
             insert(&mut item, attr::EMAIL, email);
             IndexEntry::user_email(email, &user.id).set_on(&mut item);
+        }
+        // The sparse lookup indexes' keys (table::LOOKUP_INDEXES); an empty value is no key.
+        if let Some(username) = user.username.as_deref().filter(|u| !u.is_empty()) {
+            insert(
+                &mut item,
+                attr::USERNAME_KEY,
+                table::username_key(username).as_str(),
+            );
+        }
+        if let Some(external_id) = user.external_id.as_deref().filter(|e| !e.is_empty()) {
+            insert(
+                &mut item,
+                attr::EXTERNAL_ID_KEY,
+                table::external_id_key(external_id).as_str(),
+            );
         }
         item
     }
@@ -485,7 +500,8 @@ impl ItemBuilder<'_> {
             Source::Webhook { svix_id } => insert(&mut item, attr::LAST_SVIX_ID, svix_id),
             // Only the reconcile marks its tombstones: a webhook's carries its svix-id.
             Source::Reconcile => insert(&mut item, attr::SOURCE, self.source.as_str()),
-            Source::Backfill => {}
+            // Copies are of live objects: they plan no tombstones.
+            Source::Backfill | Source::Sync => {}
         }
         for (name, value) in ids {
             insert(&mut item, name, *value);

@@ -5,9 +5,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::client::StoreError;
 use crate::table::attr::{GSI1_PK, GSI1_SK, PK, SK};
-use crate::table::{GSI1, GSI1_PROJECTED, TTL_ATTRIBUTE};
+use crate::table::{GSI1, GSI1_PROJECTED, LOOKUP_INDEXES, TTL_ATTRIBUTE};
 
-/// Creates the table (the same as `template.yaml`; a test checks they agree): on-demand, with `gsi1`, TTL and the stream. An existing table is left as it is. For local
+/// Creates the table (the same as `template.yaml`; a test checks they agree): on-demand, with `gsi1`, the user lookup indexes, TTL and the stream. An existing table is left as it is. For local
 /// development and the tests; deployments create it with `template.yaml`.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     create(client, table, true).await
@@ -55,7 +55,7 @@ async fn create(client: &Client, table: &str, stream: bool) -> Result<(), StoreE
         )
         .build()
         .expect("name, keys and projection are set");
-    let created = client
+    let mut request = client
         .create_table()
         .table_name(table)
         .attribute_definitions(attribute(PK))
@@ -64,7 +64,23 @@ async fn create(client: &Client, table: &str, stream: bool) -> Result<(), StoreE
         .attribute_definitions(attribute(GSI1_SK))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
-        .global_secondary_indexes(gsi)
+        .global_secondary_indexes(gsi);
+    for lookup in LOOKUP_INDEXES {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(lookup.name)
+            .key_schema(key(lookup.key, KeyType::Hash))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .expect("name, key and projection are set");
+        request = request
+            .attribute_definitions(attribute(lookup.key))
+            .global_secondary_indexes(index);
+    }
+    let created = request
         .billing_mode(BillingMode::PayPerRequest)
         .set_stream_specification(stream.then(|| {
             StreamSpecification::builder()

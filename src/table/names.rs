@@ -10,6 +10,10 @@ pub mod attr {
     pub const SK: &str = "sk";
     pub const GSI1_PK: &str = "gsi1pk";
     pub const GSI1_SK: &str = "gsi1sk";
+    /// The keys of the sparse user lookup indexes (`table::USERNAME_INDEX`,
+    /// `table::EXTERNAL_ID_INDEX`).
+    pub const USERNAME_KEY: &str = "username_key";
+    pub const EXTERNAL_ID_KEY: &str = "external_id_key";
 
     // What every item says about itself.
     pub const ENTITY: &str = "entity";
@@ -175,6 +179,9 @@ pub enum Writer {
     Backfill,
     /// `clerk-webhooks-backfill --reconcile`: its copies, and its tombstones.
     Reconcile,
+    /// A sync on demand (`sync::Syncer`, `clerk-webhooks-sync`): one object fetched from the
+    /// Backend API because an app asked for it before its webhook arrived.
+    Sync,
 }
 
 impl Writer {
@@ -183,6 +190,7 @@ impl Writer {
             Self::Webhook => "webhook",
             Self::Backfill => "backfill",
             Self::Reconcile => "reconcile",
+            Self::Sync => "sync",
         }
     }
 }
