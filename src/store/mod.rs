@@ -6,16 +6,19 @@
 //! - [`cascade`]: a delete's follow-up deletions;
 //! - [`claims`]: the notifier's claims;
 //! - [`reads`]: single items, partitions and scans (checkpoints, the reconcile);
+//! - [`queries`]: the reader's queries and batched gets (`crate::read`);
 //! - [`create`]: the table itself, for local development and tests.
 
 mod cascade;
 mod claims;
 mod client;
 mod create;
+mod queries;
 mod reads;
 mod transact;
 
 pub use claims::{Claim, Finished};
 pub use client::{client_from_env, with_limits, Store, StoreError};
 pub use create::{create_table, create_table_without_stream};
+pub use queries::KeyCondition;
 pub use transact::{Committed, Outcome};

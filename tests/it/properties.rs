@@ -3,7 +3,7 @@
 //! them without a nightly toolchain. Bodies are arbitrary bytes, byte-edited fixtures and
 //! structurally mutated fixtures from `events/`.
 
-mod invariants;
+pub(crate) mod invariants;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
