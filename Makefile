@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 EVENT ?= events/user.created.json
 
-.PHONY: dev test test-unit send scan tools ddb-start ddb-stop lint release bench chaos fuzz fuzz-seed
+.PHONY: dev test test-unit send get scan tools ddb-start ddb-stop lint release bench chaos fuzz fuzz-seed
 
 dev: ## Run the function locally under cargo lambda watch, with DynamoDB Local and the table
 	scripts/dev.sh
@@ -15,6 +15,9 @@ test-unit: ## The pure tests only (verifier, decoder, planner, ...): no DynamoDB
 
 send: ## Sign EVENT (default events/user.created.json) and POST it to the local function
 	. scripts/dev.env && cargo run --quiet --bin clerk-webhooks-send -- $(EVENT)
+
+get: ## Read the local table as the reader does, e.g. ARGS="user user_…" or ARGS="members org_…"
+	. scripts/dev.env && cargo run --quiet --bin clerk-webhooks-get -- $(ARGS)
 
 scan: ## Print what the local table holds
 	. scripts/dev.env && cargo run --quiet --example scan

@@ -176,6 +176,13 @@ pub enum ApiError {
     },
     #[error("GET {path} was rate-limited {waits} times in a row")]
     RateLimited { path: String, waits: u32 },
+    /// The caller's deadline ([`ClerkApi::until`]) comes before the next attempt could:
+    /// `retry_after` is what Clerk asked to wait, when it was rate limiting.
+    #[error("GET {path} cannot finish within the caller's time budget{}", retry_after.map(|d| format!(" (Clerk asked to wait {} ms)", d.as_millis())).unwrap_or_default())]
+    OutOfTime {
+        path: String,
+        retry_after: Option<Duration>,
+    },
     #[error("unexpected answer to GET {path}: {reason}")]
     Unexpected { path: String, reason: String },
     #[error("cannot set up TLS: {0}")]
@@ -198,6 +205,8 @@ pub struct ClerkApi {
     key: SecretKey,
     policy: RetryPolicy,
     stats: Arc<ApiStats>,
+    /// When set ([`ClerkApi::until`]), no wait or attempt runs past it.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl fmt::Debug for ClerkApi {
@@ -223,7 +232,31 @@ impl ClerkApi {
             key,
             policy,
             stats: Arc::default(),
+            deadline: None,
         })
+    }
+
+    /// This client for one caller who needs an answer by `deadline`: a `Retry-After` or a
+    /// back-off that would end past it fails at once with [`ApiError::OutOfTime`] instead of
+    /// sleeping, and no attempt outlives it. Shares the connections and the totals.
+    pub fn until(&self, deadline: tokio::time::Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// `Err(OutOfTime)` when waiting `wait` would end past the deadline.
+    fn check_budget(&self, path: &str, wait: Duration, rate_limited: bool) -> Result<(), ApiError> {
+        match self.deadline {
+            Some(deadline) if tokio::time::Instant::now() + wait >= deadline => {
+                Err(ApiError::OutOfTime {
+                    path: path.into(),
+                    retry_after: rate_limited.then_some(wait),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn stats(&self) -> &Arc<ApiStats> {
@@ -291,6 +324,30 @@ impl ClerkApi {
     /// `GET /v1/organizations/{id}`, or `None` on a 404.
     pub async fn organization(&self, org_id: &str) -> Result<Option<Box<RawValue>>, ApiError> {
         self.lookup(&format!("/v1/organizations/{org_id}")).await
+    }
+
+    /// `GET /v1/organizations/{id}/memberships?user_id=…`: the user's membership of the
+    /// organization, or `None` when there is none (or the organization is gone: 404).
+    pub async fn membership(
+        &self,
+        org_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Box<RawValue>>, ApiError> {
+        let path = format!("/v1/organizations/{org_id}/memberships");
+        let query = [("user_id", user_id.to_owned()), ("limit", "1".to_owned())];
+        #[derive(Deserialize)]
+        struct List {
+            data: Vec<Box<RawValue>>,
+        }
+        match self.get(&path, &query).await {
+            Ok(body) => {
+                let list: List =
+                    serde_json::from_str(&body).map_err(|_| unexpected(&path, "no data array"))?;
+                Ok(list.data.into_iter().next())
+            }
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// `GET /v1/users/{id}/organization_memberships`, every page: the user's memberships, or
@@ -362,20 +419,25 @@ impl ClerkApi {
         loop {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let attempt = request.try_clone().expect("a GET has no streaming body");
-            let verdict =
-                match tokio::time::timeout(policy.request_timeout, self.once(attempt)).await {
-                    Err(_) => Verdict::Retry {
-                        reason: format!("no answer within {:?}", policy.request_timeout),
-                        at_least: Duration::ZERO,
-                    },
-                    Ok(Err(reason)) => Verdict::Retry {
-                        reason,
-                        at_least: Duration::ZERO,
-                    },
-                    Ok(Ok((status, retry_after, body))) => {
-                        classify(status, retry_after.as_deref(), &body, policy)
-                    }
-                };
+            let timeout = match self.deadline {
+                Some(deadline) => policy
+                    .request_timeout
+                    .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+                None => policy.request_timeout,
+            };
+            let verdict = match tokio::time::timeout(timeout, self.once(attempt)).await {
+                Err(_) => Verdict::Retry {
+                    reason: format!("no answer within {timeout:?}"),
+                    at_least: Duration::ZERO,
+                },
+                Ok(Err(reason)) => Verdict::Retry {
+                    reason,
+                    at_least: Duration::ZERO,
+                },
+                Ok(Ok((status, retry_after, body))) => {
+                    classify(status, retry_after.as_deref(), &body, policy)
+                }
+            };
             match verdict {
                 Verdict::Done(value) => return Ok(value),
                 Verdict::Fail { status, code } => {
@@ -401,6 +463,7 @@ impl ClerkApi {
                     let wait = wait.unwrap_or_else(|| {
                         backoff::jittered(waits, policy.backoff_base, policy.backoff_cap)
                     });
+                    self.check_budget(path, wait, true)?;
                     tracing::info!(
                         path,
                         wait_ms = wait.as_millis() as u64,
@@ -421,6 +484,7 @@ impl ClerkApi {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff::jittered(failures, policy.backoff_base, policy.backoff_cap)
                         .max(at_least);
+                    self.check_budget(path, wait, false)?;
                     tracing::warn!(
                         path,
                         attempt = failures,

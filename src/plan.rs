@@ -12,8 +12,8 @@ pub use crate::writes::{Cascade, Guard, LeftOut, Plan, Write};
 use items::{ItemBuilder, Versioned};
 pub use settings::Settings;
 
-/// Who writes an item. Live entity items carry it as `source` (`webhook`, `backfill` or
-/// `reconcile`); so do the reconcile's tombstones.
+/// Who writes an item. Live entity items carry it as `source` (`webhook`, `backfill`,
+/// `reconcile` or `sync`); so do the reconcile's tombstones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source<'a> {
     /// A verified delivery: the plan starts with its event record, and items carry
@@ -25,6 +25,9 @@ pub(crate) enum Source<'a> {
     /// Written by `clerk-webhooks-backfill --reconcile`: a copy as the backfill's, or the
     /// tombstone of an object Clerk confirmed gone, planned as its `*.deleted` webhook.
     Reconcile,
+    /// A sync on demand (`crate::sync`): one object fetched from the Backend API, written as
+    /// the backfill writes its copies.
+    Sync,
 }
 
 impl Source<'_> {
@@ -33,6 +36,7 @@ impl Source<'_> {
             Self::Webhook { .. } => Writer::Webhook.as_str(),
             Self::Backfill => Writer::Backfill.as_str(),
             Self::Reconcile => Writer::Reconcile.as_str(),
+            Self::Sync => Writer::Sync.as_str(),
         }
     }
 }
@@ -55,6 +59,11 @@ pub(crate) fn plan_backfill(event: &Event, settings: &Settings, now_ms: i64) -> 
 /// record).
 pub(crate) fn plan_reconcile(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
     plan_for(event, Source::Reconcile, settings, now_ms)
+}
+
+/// [`plan_backfill`] for a sync on demand: the same copy, with `source` = `sync`.
+pub(crate) fn plan_sync(event: &Event, settings: &Settings, now_ms: i64) -> Option<Plan> {
+    plan_for(event, Source::Sync, settings, now_ms)
 }
 
 /// The sync rules, one arm per event: the entity write and the guard it is written under,

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use super::kind::Kind;
 use crate::event::{is_key_safe, text_at, Event};
 use crate::plan::Settings;
-use crate::plan::{plan_backfill, plan_reconcile, Plan};
+use crate::plan::{plan_backfill, plan_reconcile, plan_sync, Plan};
 
 /// An object the webhook path would refuse too; the run counts it and goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Skip {
 pub enum Copier {
     Backfill,
     Reconcile,
+    /// A sync on demand (`crate::sync`) copies one object the same way.
+    Sync,
 }
 
 /// An object ready to write.
@@ -67,6 +69,7 @@ pub fn prepare(
     let plan = match by {
         Copier::Backfill => plan_backfill(&event, settings, now_ms),
         Copier::Reconcile => plan_reconcile(&event, settings, now_ms),
+        Copier::Sync => plan_sync(&event, settings, now_ms),
     };
     Ok(Prepared {
         plan: plan.expect("the *.created types are synced"),

@@ -7,7 +7,7 @@
 //!
 //! | change | when |
 //! | --- | --- |
-//! | `user.created` | a user item appears (no old image), live, written by a webhook, and Clerk's `created_at` is within the welcome window: this welcomes a user whose `user.updated` arrived before `user.created`, and never a user copied by the backfill or one who existed long before the endpoint |
+//! | `user.created` | a user item appears (no old image), live, written by a webhook or a sync on demand, and Clerk's `created_at` is within the welcome window: this welcomes a user whose `user.updated` arrived before `user.created`, and never a user copied by the backfill or the reconcile, or one who existed long before the endpoint. A user synced on demand before its `user.created` lands is welcomed by the sync's write; the webhook then finds the same version and writes nothing |
 //! | `organization.created` | the same, for an organization |
 //! | `organizationMembership.created` | a membership becomes live: it appears, or a tombstone gives way to a re-added member, written by a webhook, within the window |
 //! | `user.deleted` | a live user becomes a tombstone |
@@ -210,7 +210,12 @@ pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>
 pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Option<Change> {
     let new = new?;
     let entity = Entity::parse(text(new, attr::ENTITY)?)?;
-    let by_webhook = text(new, attr::SOURCE) == Some(Writer::Webhook.as_str());
+    // What a webhook or a sync on demand writes is news; the backfill's and the reconcile's
+    // copies are of objects that existed before (a sync may write a brand-new user before its
+    // `user.created` webhook lands, which then finds the same version and writes nothing).
+    let by_webhook = [Writer::Webhook, Writer::Sync]
+        .iter()
+        .any(|writer| text(new, attr::SOURCE) == Some(writer.as_str()));
     let appeared = old.is_none();
     match entity {
         Entity::User if appeared && is_live(new) && by_webhook && window.is_recent(new) => {
@@ -328,6 +333,21 @@ mod tests {
         assert_eq!(change.kind(), ChangeKind::UserCreated);
         assert_eq!(change.id(), "user.created#user_1");
         assert!(!format!("{change:?}").contains("Ada") && !format!("{change:?}").contains('@'));
+    }
+
+    #[test]
+    fn a_user_first_written_by_a_sync_on_demand_is_new_and_its_webhook_adds_nothing() {
+        let synced = user("sync", NOW - HOUR);
+        let change = change_of(None, Some(&synced), window()).expect("a new user");
+        assert_eq!(change.id(), "user.created#user_1");
+        // The webhook of the same version is stale (no record); a later update is no news.
+        let updated = user("webhook", NOW - HOUR);
+        assert_eq!(change_of(Some(&synced), Some(&updated), window()), None);
+        // The reconcile's copy is as old news as the backfill's.
+        assert_eq!(
+            change_of(None, Some(&user("reconcile", NOW - HOUR)), window()),
+            None
+        );
     }
 
     #[test]

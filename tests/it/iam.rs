@@ -57,6 +57,16 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "clerk-webhooks-sync",
+        &[
+            // A copy's transaction: its parent checks and its put.
+            ("dynamodb:ConditionCheckItem", "table"),
+            // The object read before and after a sync.
+            ("dynamodb:GetItem", "table"),
+            ("dynamodb:PutItem", "table"),
+        ],
+    ),
+    (
         "clerk-webhooks-notify",
         &[
             // Claims: taken, finished and released by conditional updates.

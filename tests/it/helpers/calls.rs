@@ -27,6 +27,7 @@ pub enum Function {
     Webhook,
     Backfill,
     Notifier,
+    Sync,
 }
 
 impl Function {
@@ -35,6 +36,7 @@ impl Function {
             Self::Webhook => "clerk-webhooks",
             Self::Backfill => "clerk-webhooks-backfill",
             Self::Notifier => "clerk-webhooks-notify",
+            Self::Sync => "clerk-webhooks-sync",
         }
     }
 }

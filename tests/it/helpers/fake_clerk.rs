@@ -5,7 +5,10 @@
 //! (`backend-api-openapi-2026-05-12.yml`): `GET /v1/users` (a JSON array; `limit`, `offset`,
 //! `starting_after`, `order_by`, default `-created_at`), `GET /v1/users/count`,
 //! `GET /v1/organizations` and `GET /v1/organization_memberships` (`{data, total_count}`;
-//! `limit`, `offset`, `order_by`). `limit` above 500 is a 422, a missing or wrong
+//! `limit`, `offset`, `order_by`), and the lookups the reconcile and the sync make:
+//! `GET /v1/users/{id}`, `GET /v1/organizations/{id}`,
+//! `GET /v1/users/{id}/organization_memberships` and
+//! `GET /v1/organizations/{id}/memberships?user_id=…`. `limit` above 500 is a 422, a missing or wrong
 //! `Authorization: Bearer` a 401, as on the real API. Objects follow the `User`,
 //! `Organization` and `OrganizationMembership` schemas, with emails and phone numbers in them
 //! so tests can check they never reach a log.
@@ -383,6 +386,33 @@ async fn answer(
     }
     // GET /v1/users/{id}, /v1/organizations/{id}, /v1/users/{id}/organization_memberships
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // GET /v1/organizations/{id}/memberships?user_id=…: the sync's membership lookup.
+    if let ["v1", "organizations", org_id, "memberships"] = segments.as_slice() {
+        let fault = take_fault(state, path, 1);
+        if let Some(answer) = fault_answer(fault, &record, 1).await {
+            return answer;
+        }
+        let data = state.data.lock().unwrap();
+        if !data.organizations.iter().any(|o| o["id"] == json!(org_id)) {
+            record(Some(1), 404);
+            return (404, String::new(), error("resource_not_found", "not found"));
+        }
+        let theirs: Vec<Value> = data
+            .memberships
+            .iter()
+            .filter(|m| m["organization"]["id"] == json!(org_id))
+            .filter(|m| {
+                query
+                    .get("user_id")
+                    .is_none_or(|u| m["public_user_data"]["user_id"] == json!(u))
+            })
+            .cloned()
+            .collect();
+        record(Some(1), 200);
+        let page: Vec<Value> = theirs.iter().take(limit).cloned().collect();
+        let body = json!({"data": page, "total_count": theirs.len()});
+        return (200, String::new(), body.to_string());
+    }
     let lookup = match segments.as_slice() {
         ["v1", "users", id] if *id != "count" => Some(("users", *id, false)),
         ["v1", "organizations", id] => Some(("organizations", *id, false)),

@@ -195,6 +195,12 @@ impl TestApp {
         Store::new(calls::client(Function::Backfill, &endpoint()), &self.table)
     }
 
+    /// A store on the app's table for the sync function's code (its calls recorded as that
+    /// function's).
+    pub fn sync_store(&self) -> Store {
+        Store::new(calls::client(Function::Sync, &endpoint()), &self.table)
+    }
+
     /// A client whose calls count as the webhook function's, for tests that build their own
     /// handler or store for it.
     pub fn webhook_client(&self) -> Client {
@@ -292,6 +298,13 @@ impl TestApp {
             .items
             .unwrap_or_default()
     }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn now_secs() -> i64 {

@@ -3,7 +3,7 @@
 //! notifier talks to loopback fakes of Resend and Slack that follow their API contracts
 //! (`helpers/providers.rs`), with failures injected.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clerk_webhooks::notify::notifier::LEASE;
 use clerk_webhooks::notify::Clock;
@@ -19,13 +19,6 @@ use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
 const HOUR: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 pub(super) fn user_id(n: u32) -> String {
     format!("user_2NotIfY{n:020}")
