@@ -12,6 +12,10 @@ DIR is what scripts/test.sh collected while `cargo test` ran:
     notify-binary-*.log        clerk-webhooks-notify's own output, under the Lambda Runtime
                                API stand-in and following the stream locally
                                (tests/it/notify/binary.rs)
+    sync-binary-*.log          clerk-webhooks-sync's own output under the Lambda Runtime API
+                               stand-in (tests/it/on_demand.rs)
+    get-binary-*.log           clerk-webhooks-get's stderr while it syncs a miss
+                               (tests/it/on_demand.rs; its stdout is the data asked for)
     cargo-test.log             cargo test's stdout and stderr, child processes included
 
 Rules, each line against each:
@@ -19,6 +23,8 @@ Rules, each line against each:
     secret    the base64 of any `whsec_` signing secret in tests/, src/, scripts/, benches/
               or perf/, or its decoded key when that is text
     key       anything shaped like a Resend API key (`re_` and 16 or more key characters)
+    clerk     anything shaped like a Clerk secret key (`sk_live_` / `sk_test_` and 10 or more
+              key characters)
     webhook   anything shaped like a Slack incoming webhook's path (`/services/T…/B…/…`): the
               URL is the credential
     email     anything shaped like an address: local@domain.tld
@@ -39,7 +45,8 @@ logged by the library's own unit tests: none of them installs a subscriber.
 Before reading DIR it checks itself: a line planted for each rule must be caught and the
 realistic clean lines must pass. Unless --partial (a filtered `cargo test`), DIR must also
 hold a request line from every test module that drives the handler, the end-to-end log, a
-line of the notifier sending from the tests and one from its binary.
+line of the notifier sending from the tests and one from its binary, a line of the sync
+function's binary answering and the stderr of clerk-webhooks-get syncing.
 
 Exit status: 0 clean; 1 a leak (one line per finding: file, line number, rule and a masked
 value, never the value in full); 2 the capture is incomplete; 3 the self-check failed.
@@ -61,6 +68,7 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-
 PHONE = re.compile(r"(?<![\w+.])\+[1-9]\d{6,14}(?!\d)")
 WHSEC = re.compile(r"whsec_([A-Za-z0-9+/]{8,}={0,2})")
 RESEND_KEY = re.compile(r"(?<![A-Za-z0-9_])re_[A-Za-z0-9_]{16,}")
+CLERK_KEY = re.compile(r"(?<![A-Za-z0-9_])sk_(?:live|test)_[A-Za-z0-9]{10,}")
 SLACK_HOOK = re.compile(r"/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+")
 NAME_FIELD = re.compile(r'"(?:first_name|last_name)":\s*"([^"]+)"')
 # The same fields in the YAML of Clerk's OpenAPI examples: `first_name: John`
@@ -147,6 +155,8 @@ class Rules:
                 out.append(("secret", "%s %s" % (what, mask(secret))))
         for m in RESEND_KEY.finditer(line):
             out.append(("key", mask(m.group(0))))
+        for m in CLERK_KEY.finditer(line):
+            out.append(("clerk", mask(m.group(0))))
         for m in SLACK_HOOK.finditer(line):
             out.append(("webhook", mask(m.group(0))))
         for m in EMAIL.finditer(line):
@@ -183,6 +193,7 @@ def self_check(rules):
         "secret": '{"fields":{"message":"verifier","key":"%s"}}' % secret,
         "email": '{"fields":{"reason":"no user for Someone.Else@mail.example.net"}}',
         "key": '{"fields":{"message":"resend","key":"re_123456789_abcdefghijklmnop"}}',
+        "clerk": 'Authorization: Bearer sk_test_fAkEcLeRkSeCrEtKeY0123',
         "webhook": '{"fields":{"url":"https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX"}}',
         "phone": '{"fields":{"to":"+447700900123"}}',
         "name": '{"fields":{"message":"renamed to %s"}}' % rules.names[0],
@@ -209,6 +220,8 @@ def self_check(rules):
         '"change":"user.created#user_2NotIfY00000000000000000030","status":200}}',
         '{"fields":{"message":"notify refused","code":"store_unavailable","error":"are_you_sure_this_is_fine"}}',
         '{"fields":{"message":"the table is bound to this instance","instance":"ins_2NNEqL2nrIRdJ194ndJqAHwEfxF"}}',
+        '{"level":"INFO","fields":{"message":"answered","kind":"user","status":"synced",'
+        '"refresh":false},"target":"clerk_webhooks::sync::function"}',
     ]
     for line in clean:
         found = rules.findings(line)
@@ -262,6 +275,12 @@ def main(argv):
         notify_binary = [p for p in files if p.name.startswith("notify-binary-")]
         if not any("notify sent" in p.read_text(errors="replace") for p in notify_binary):
             incomplete.append("no line of clerk-webhooks-notify's own binary sending")
+        sync_binary = [p for p in files if p.name.startswith("sync-binary-")]
+        if not any('"answered"' in p.read_text(errors="replace") for p in sync_binary):
+            incomplete.append("no line of clerk-webhooks-sync's own binary answering")
+        get_binary = [p for p in files if p.name.startswith("get-binary-")]
+        if not any("synced" in p.read_text(errors="replace") for p in get_binary):
+            incomplete.append("no stderr of clerk-webhooks-get syncing a miss")
         e2e = [p for p in files if p.name.startswith("e2e-")]
         if not any("webhook accepted" in p.read_text(errors="replace") for p in e2e):
             incomplete.append("no request line from the end-to-end test's function")

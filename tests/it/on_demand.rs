@@ -401,3 +401,58 @@ async fn the_sync_function_answers_each_invocation_under_the_runtime_api() {
         let _ = std::fs::remove_file(&log);
     }
 }
+
+// Multi-threaded: the binary runs to completion on this thread while the stand-in answers it
+// on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_syncs_a_miss_with_sync() {
+    let app = TestApp::spawn().await;
+    let fake = FakeClerk::start(fake_clerk::Data::generate(1, 0, 0)).await;
+    let id = fake_clerk::user_id(0);
+    let log = audit_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("get-binary-{}.log", std::process::id()));
+    let get = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_clerk-webhooks-get"))
+            .env_clear()
+            .env("TABLE_NAME", &app.table)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("CLERK_SECRET_KEY", KEY)
+            .env("CLERK_API_URL", &fake.url)
+            .env("RUST_LOG", "debug")
+            .args(args)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .output()
+            .unwrap()
+    };
+    // Without --sync a miss is a miss; with it, the user is fetched, written and printed.
+    assert_eq!(get(&["user", &id]).status.code(), Some(1));
+    let out = get(&["--sync", "user", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["id"], json!(id));
+    assert_eq!(printed["source"], "sync");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("synced"), "{stderr}");
+    assert!(
+        !stderr.contains(KEY) && !stderr.contains("Example.org"),
+        "{stderr}"
+    );
+    assert!(app.get(&format!("USER#{id}"), "PROFILE").await.is_some());
+    // --sync needs an id.
+    assert_eq!(
+        get(&["--sync", "user", "--email", "a@b.c"]).status.code(),
+        Some(2)
+    );
+    if audit_dir().is_none() {
+        let _ = std::fs::remove_file(&log);
+    }
+}
