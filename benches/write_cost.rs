@@ -6,7 +6,8 @@
 //! items:
 //!
 //! - the design's floor: the event record (2) + an entity under 1 KB in the transaction (2) +
-//!   one index write (1) when the item has an index entry;
+//!   one index write (1) when the item has an index entry, and one per user lookup index
+//!   (username, external id) the item is in;
 //! - the object's floor: the same, with the entity as small as it can be and still hold the
 //!   object exactly (its keys and compressed `data`, nothing else).
 //!
@@ -21,7 +22,7 @@ use clerk_webhooks::plan::Settings;
 use clerk_webhooks::plan::{plan, Write};
 use clerk_webhooks::table::attr::DATA;
 use clerk_webhooks::table::encoding::{self, item_size, write_units, Item};
-use clerk_webhooks::table::GSI1_PROJECTED;
+use clerk_webhooks::table::{GSI1_PROJECTED, LOOKUP_INDEXES};
 use serde_json::{json, Value};
 
 const NOW_MS: i64 = 1_716_883_300_000;
@@ -112,6 +113,19 @@ fn cost(event: &Event, earlier_encoding: bool) -> Cost {
         if item.contains_key("gsi1pk") {
             cost.wru += write_units(item_size(&index_entry(&item, earlier_encoding)));
             indexed = true;
+        }
+        // The sparse, keys-only user lookup indexes: the table's keys and the index's key.
+        for lookup in LOOKUP_INDEXES {
+            if item.contains_key(lookup.key) {
+                let entry: Item = item
+                    .iter()
+                    .filter(|(name, _)| ["pk", "sk", lookup.key].contains(&name.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                cost.wru += write_units(item_size(&entry));
+                cost.floor += 1;
+                cost.object_floor += 1;
+            }
         }
     }
     if indexed {

@@ -39,3 +39,5 @@ cargo bench --bench notify
 NOTIFY_BENCH_INNER=1 perf/notify.sh --users 200
 echo "== 7. a reconcile of 10,000 users with 1 % ghosts, against the fake Backend API"
 RECONCILE_BENCH_INNER=1 perf/reconcile.sh
+echo "== 8. the reader and sync on demand against their floors (DynamoDB Local, the fake Backend API)"
+cargo bench --bench reader
