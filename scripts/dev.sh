@@ -28,6 +28,7 @@ cat <<MSG
 
   Look at the table:
     make scan
+    make get ARGS="user user_2NNEqL2nrIRdJ194ndJqAHwEfxC"    (the reader: docs/reading.md)
 
   The notifier prints what it would send for each change (a welcome email, a Slack post),
   addresses masked, once per change however often you send.
