@@ -25,6 +25,10 @@ use serde_json::{json, Value};
 mod call_log;
 use call_log::CallLog;
 
+// Median and p99 of latency samples, shared with the other DynamoDB Local benches.
+mod common;
+use common::summary;
+
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn now_secs() -> i64 {
@@ -84,21 +88,6 @@ async fn send_floor(
         .await
         .unwrap();
     started.elapsed()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-fn summary(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let (median, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
-    eprintln!(
-        "{name:<28} n={:<5} median {median:>7.3} ms   p99 {p99:>7.3} ms",
-        samples.len()
-    );
-    (median, p99)
 }
 
 async fn status_of(handler: &Handler, event: FunctionUrlRequest) -> String {

@@ -13,7 +13,7 @@
 //! scripts/dynamodb-local.sh start && cargo bench --bench reader
 //! (SAMPLES=1000 by default; AWS_ENDPOINT_URL_DYNAMODB overrides the endpoint.)
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,6 +27,10 @@ use clerk_webhooks::store::{self, Store};
 use clerk_webhooks::sync::Syncer;
 use clerk_webhooks::table::{self, Key};
 
+// Median and p99 of latency samples, shared with the other DynamoDB Local benches.
+mod common;
+use common::summary;
+
 // The suite's Backend API stand-in (this bench uses part of it).
 #[allow(dead_code)]
 #[path = "../tests/it/helpers/fake_clerk.rs"]
@@ -34,21 +38,6 @@ mod fake_clerk;
 #[allow(dead_code)]
 #[path = "../tests/it/helpers/http.rs"]
 mod http;
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-fn summary(name: &str, mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let (median, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
-    eprintln!(
-        "{name:<40} n={:<5} median {median:>7.3} ms   p99 {p99:>7.3} ms",
-        samples.len()
-    );
-    (median, p99)
-}
 
 fn ratio(what: &str, ours: (f64, f64), floor: (f64, f64)) {
     eprintln!(

@@ -319,3 +319,103 @@ fn decode<T: Record>(mut item: Item) -> Result<Stored<T>, ReadError> {
 fn newest<T: Record>(candidates: impl Iterator<Item = T>) -> Option<T> {
     candidates.max_by_key(Record::version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::json;
+
+    /// A user item as the planner writes it, `data` gzip'd from `text`.
+    fn user_item(text: &str) -> Item {
+        let mut item = encoding::from_json(
+            json!({"pk": "USER#user_1", "sk": "PROFILE", "entity": "user", "id": "user_1",
+                   "email": "ada@example.org", "username": "ada", "version": 7,
+                   "source": "sync", "created_at": 1, "updated_at": 7})
+            .as_object()
+            .unwrap(),
+        );
+        item.insert(
+            attr::DATA.into(),
+            AttributeValue::B(Blob::new(encoding::encode_data(text))),
+        );
+        item
+    }
+
+    #[test]
+    fn a_live_item_reads_as_its_type_with_data_exactly_as_sent() {
+        // A number JSON allows and f64 cannot hold, and nesting past serde_json's 128.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let text = format!(r#"{{"id":"user_1","big":1e400,"deep":{deep}}}"#);
+        let Stored::Live(user) = decode::<User>(user_item(&text)).unwrap() else {
+            panic!("live");
+        };
+        assert_eq!(user.data.get(), text, "byte for byte");
+        assert_eq!(
+            (user.id.as_str(), user.version, user.source.as_deref()),
+            ("user_1", 7, Some("sync"))
+        );
+        assert_eq!(user.username.as_deref(), Some("ada"));
+        let out = serde_json::to_string(&user).unwrap();
+        assert!(out.contains(r#""big":1e400"#), "{out}");
+    }
+
+    #[test]
+    fn tombstones_and_other_entities_are_not_objects() {
+        let tombstone = encoding::from_json(
+            json!({"pk": "USER#user_1", "sk": "PROFILE", "entity": "user", "id": "user_1",
+                   "deleted": true, "version": 9})
+            .as_object()
+            .unwrap(),
+        );
+        assert!(matches!(decode::<User>(tombstone), Ok(Stored::Deleted)));
+        // A user item is not an organization; a checkpoint is nothing the reader returns.
+        assert!(matches!(
+            decode::<Organization>(user_item("{}")),
+            Ok(Stored::Absent)
+        ));
+        let checkpoint = encoding::from_json(
+            json!({"pk": "BACKFILL", "sk": "users", "entity": "backfill_checkpoint"})
+                .as_object()
+                .unwrap(),
+        );
+        assert!(matches!(decode::<User>(checkpoint), Ok(Stored::Absent)));
+    }
+
+    #[test]
+    fn the_old_encoding_reads_the_same() {
+        let mut item = user_item("{}");
+        item.insert(
+            attr::DATA.into(),
+            serde_dynamo::to_attribute_value(json!({"id": "user_1", "n": [1, "two"]})).unwrap(),
+        );
+        let Stored::Live(user) = decode::<User>(item).unwrap() else {
+            panic!("live");
+        };
+        let data: serde_json::Value = user.data_as().unwrap();
+        assert_eq!(data, json!({"id": "user_1", "n": [1, "two"]}));
+    }
+
+    #[test]
+    fn an_item_the_type_cannot_read_is_named_by_key() {
+        let mut item = user_item("{}");
+        item.remove(attr::VERSION);
+        let Err(ReadError::Shape { pk, sk, entity, .. }) = decode::<User>(item) else {
+            panic!("a shape error");
+        };
+        assert_eq!(
+            (pk.as_str(), sk.as_str(), entity),
+            ("USER#user_1", "PROFILE", "user")
+        );
+    }
+
+    #[test]
+    fn of_two_candidates_the_newest_wins() {
+        let older = decode::<User>(user_item("{}")).unwrap().live().unwrap();
+        let mut newer = older.clone();
+        newer.version = 8;
+        newer.id = "user_2".into();
+        assert_eq!(newest([older, newer].into_iter()).unwrap().id, "user_2");
+    }
+}

@@ -51,6 +51,13 @@ impl Target {
         }
     }
 
+    pub fn membership(org_id: &str, user_id: &str) -> Self {
+        Self::Membership {
+            org_id: org_id.into(),
+            user_id: user_id.into(),
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Self::User(_) => Kind::Users,
@@ -160,24 +167,14 @@ impl Syncer {
 
     /// The user from the table, or from Clerk when the table has neither it nor its tombstone.
     pub async fn user_or_sync(&self, user_id: &str) -> Result<Answer<User>, Arc<SyncError>> {
-        let answer = self.resolve(&Target::User(user_id.into()), false).await?;
-        Ok(typed(answer, |o| match o {
-            Object::User(u) => Some(u),
-            _ => None,
-        }))
+        self.typed(Target::User(user_id.into()), false).await
     }
 
     pub async fn organization_or_sync(
         &self,
         org_id: &str,
     ) -> Result<Answer<Organization>, Arc<SyncError>> {
-        let answer = self
-            .resolve(&Target::Organization(org_id.into()), false)
-            .await?;
-        Ok(typed(answer, |o| match o {
-            Object::Organization(org) => Some(org),
-            _ => None,
-        }))
+        self.typed(Target::Organization(org_id.into()), false).await
     }
 
     pub async fn membership_or_sync(
@@ -185,36 +182,19 @@ impl Syncer {
         org_id: &str,
         user_id: &str,
     ) -> Result<Answer<Membership>, Arc<SyncError>> {
-        let target = Target::Membership {
-            org_id: org_id.into(),
-            user_id: user_id.into(),
-        };
-        Ok(typed(self.resolve(&target, false).await?, |o| match o {
-            Object::Membership(m) => Some(m),
-            _ => None,
-        }))
+        self.typed(Target::membership(org_id, user_id), false).await
     }
 
     /// Fetches the user from Clerk whatever the table holds, and writes it if it is newer.
     pub async fn sync_user(&self, user_id: &str) -> Result<Answer<User>, Arc<SyncError>> {
-        let answer = self.resolve(&Target::User(user_id.into()), true).await?;
-        Ok(typed(answer, |o| match o {
-            Object::User(u) => Some(u),
-            _ => None,
-        }))
+        self.typed(Target::User(user_id.into()), true).await
     }
 
     pub async fn sync_organization(
         &self,
         org_id: &str,
     ) -> Result<Answer<Organization>, Arc<SyncError>> {
-        let answer = self
-            .resolve(&Target::Organization(org_id.into()), true)
-            .await?;
-        Ok(typed(answer, |o| match o {
-            Object::Organization(org) => Some(org),
-            _ => None,
-        }))
+        self.typed(Target::Organization(org_id.into()), true).await
     }
 
     pub async fn sync_membership(
@@ -222,14 +202,19 @@ impl Syncer {
         org_id: &str,
         user_id: &str,
     ) -> Result<Answer<Membership>, Arc<SyncError>> {
-        let target = Target::Membership {
-            org_id: org_id.into(),
-            user_id: user_id.into(),
-        };
-        Ok(typed(self.resolve(&target, true).await?, |o| match o {
-            Object::Membership(m) => Some(m),
-            _ => None,
-        }))
+        self.typed(Target::membership(org_id, user_id), true).await
+    }
+
+    /// [`Syncer::resolve`], answered with the target's own type.
+    async fn typed<T: FromObject>(
+        &self,
+        target: Target,
+        refresh: bool,
+    ) -> Result<Answer<T>, Arc<SyncError>> {
+        let answer = self.resolve(&target, refresh).await?;
+        Ok(answer
+            .map(T::from_object)
+            .expect("a target's answer holds an object of its own type"))
     }
 
     /// The table's answer for `target`, synced on a miss, or always with `refresh`; one flight
@@ -323,10 +308,36 @@ fn map_stored<T: Record>(stored: Stored<T>, f: impl FnOnce(T) -> Object) -> Stor
     }
 }
 
-fn typed<T>(answer: Answer<Object>, f: impl FnOnce(Object) -> Option<T>) -> Answer<T> {
-    answer
-        .map(f)
-        .expect("a target's answer holds an object of its own type")
+/// The type a target's object is read as.
+trait FromObject: Sized {
+    fn from_object(object: Object) -> Option<Self>;
+}
+
+impl FromObject for User {
+    fn from_object(object: Object) -> Option<Self> {
+        match object {
+            Object::User(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
+impl FromObject for Organization {
+    fn from_object(object: Object) -> Option<Self> {
+        match object {
+            Object::Organization(org) => Some(org),
+            _ => None,
+        }
+    }
+}
+
+impl FromObject for Membership {
+    fn from_object(object: Object) -> Option<Self> {
+        match object {
+            Object::Membership(membership) => Some(membership),
+            _ => None,
+        }
+    }
 }
 
 fn now_ms() -> i64 {

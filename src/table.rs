@@ -443,5 +443,11 @@ mod tests {
         assert_ne!(hashed, slug_index_pk(&format!("{longest}c")));
         let email = format!("{}@example.org", "é".repeat(2000));
         assert!(email_index_pk(&email).len() <= MAX_INDEX_PK_BYTES);
+        // The user lookup keys: a username lower-cased, an external id as it is.
+        assert_eq!(username_key("Ada_L"), "ada_l");
+        assert_eq!(external_id_key("CRM-1"), "CRM-1");
+        let long_id = "x".repeat(MAX_INDEX_PK_BYTES + 1);
+        assert!(external_id_key(&long_id).starts_with("sha256:"));
+        assert!(username_key(&long_id).len() <= MAX_INDEX_PK_BYTES);
     }
 }

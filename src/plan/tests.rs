@@ -82,6 +82,27 @@ fn user_upsert_is_event_record_plus_guarded_put() {
 }
 
 #[test]
+fn a_user_with_a_username_or_an_external_id_gets_the_lookup_index_keys() {
+    let mut data = user_data();
+    data["username"] = json!("Jane_D");
+    data["external_id"] = json!("crm-4711");
+    let (item, ..) = put(&plan_of(&event("user.updated", 1, data.clone())).writes[1]);
+    assert_eq!(item["username_key"], json!("jane_d"), "lower-cased");
+    assert_eq!(item["external_id_key"], json!("crm-4711"), "exact");
+    // Empty or not a string: no key (an empty index key is refused by DynamoDB).
+    data["username"] = json!("");
+    data["external_id"] = json!(42);
+    let (item, ..) = put(&plan_of(&event("user.updated", 1, data)).writes[1]);
+    assert!(!item.contains_key("username_key") && !item.contains_key("external_id_key"));
+    // A sync on demand writes the same item, marked as its own.
+    let e = event("user.created", 1, user_data());
+    let synced = plan_sync(&e, &Settings::default(), NOW).unwrap();
+    let (item, ..) = put(&synced.writes[0]);
+    assert_eq!(item["source"], json!("sync"));
+    assert!(!item.contains_key("last_svix_id"));
+}
+
+#[test]
 fn a_backfill_plan_is_the_webhook_plan_without_the_event_record() {
     let cases = [
         ("user.created", user_data()),

@@ -3,9 +3,7 @@
 //!
 //! Top-level attributes are conveniences for queries and filters: a value DynamoDB cannot hold
 //! is left out of the item (docs/table.md), so each is an `Option`, and `data` is the
-//! authority. Metadata is only in `data`: read it with [`Record::data_as`]. Every type also has
-//! `version` (Clerk's `updated_at`, or the event's time) and `source`, who wrote that version
-//! (`webhook`, `backfill`, `reconcile` or `sync`).
+//! authority. Metadata is only in `data`: read it with [`Record::data_as`].
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -33,10 +31,33 @@ fn no_data() -> Box<RawValue> {
     RawValue::from_string("null".to_owned()).expect("null is JSON")
 }
 
-/// Implements [`Record`] for a type with a `data: Box<RawValue>` field.
-macro_rules! record {
-    ($type:ty, $($entity:expr),+) => {
-        impl Record for $type {
+/// Declares one entity type: the attributes of its own, then those every type has (`id`,
+/// `created_at`, `updated_at`, `version`, `source`, `data`), and its [`Record`] impl.
+macro_rules! entity_type {
+    (
+        $(#[$doc:meta])*
+        $name:ident reads [$($entity:expr),+] {
+            $($(#[$field_doc:meta])* $field:ident: $type:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        pub struct $name {
+            /// Clerk's id of the object.
+            pub id: String,
+            $($(#[$field_doc])* pub $field: $type,)*
+            pub created_at: Option<i64>,
+            pub updated_at: Option<i64>,
+            /// The version the table holds: Clerk's `updated_at`, or the event's time.
+            pub version: i64,
+            /// Who wrote that version: `webhook`, `backfill`, `reconcile` or `sync`.
+            pub source: Option<String>,
+            /// The Clerk object, exactly as Clerk sent it.
+            #[serde(skip_deserializing, default = "no_data")]
+            pub data: Box<RawValue>,
+        }
+
+        impl Record for $name {
             const ENTITIES: &'static [Entity] = &[$($entity),+];
             fn data(&self) -> &RawValue {
                 &self.data
@@ -51,199 +72,115 @@ macro_rules! record {
     };
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct User {
-    pub id: String,
-    /// The primary email address (not simply the first).
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub username: Option<String>,
-    pub image_url: Option<String>,
-    pub external_id: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    User reads [Entity::User] {
+        /// The primary email address (not simply the first).
+        email: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        username: Option<String>,
+        image_url: Option<String>,
+        external_id: Option<String>,
+    }
 }
-record!(User, Entity::User);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Organization {
-    pub id: String,
-    pub name: Option<String>,
-    pub slug: Option<String>,
-    pub image_url: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    Organization reads [Entity::Organization] {
+        name: Option<String>,
+        slug: Option<String>,
+        image_url: Option<String>,
+    }
 }
-record!(Organization, Entity::Organization);
 
-/// A user's membership of an organization; `data` carries the organization and the user's
-/// public data as Clerk sent them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Membership {
-    /// The `orgmem_…` id.
-    pub id: String,
-    pub org_id: String,
-    pub user_id: String,
-    pub role: Option<String>,
-    pub permissions: Option<Vec<String>>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    /// A user's membership of an organization (`id` is the `orgmem_…` id); `data` carries the
+    /// organization and the user's public data as Clerk sent them.
+    Membership reads [Entity::Membership] {
+        org_id: String,
+        user_id: String,
+        role: Option<String>,
+        permissions: Option<Vec<String>>,
+    }
 }
-record!(Membership, Entity::Membership);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
-    pub id: String,
-    pub user_id: String,
-    pub status: Option<String>,
-    pub client_id: Option<String>,
-    pub last_active_at: Option<i64>,
-    pub expire_at: Option<i64>,
-    pub abandon_at: Option<i64>,
-    pub last_active_organization_id: Option<String>,
-    pub device_type: Option<String>,
-    pub browser_name: Option<String>,
-    pub browser_version: Option<String>,
-    pub is_mobile: Option<bool>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    Session reads [Entity::Session] {
+        user_id: String,
+        status: Option<String>,
+        client_id: Option<String>,
+        last_active_at: Option<i64>,
+        expire_at: Option<i64>,
+        abandon_at: Option<i64>,
+        last_active_organization_id: Option<String>,
+        device_type: Option<String>,
+        browser_name: Option<String>,
+        browser_version: Option<String>,
+        is_mobile: Option<bool>,
+    }
 }
-record!(Session, Entity::Session);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OrganizationInvitation {
-    pub id: String,
-    pub org_id: String,
-    pub email_address: Option<String>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    OrganizationInvitation reads [Entity::OrganizationInvitation] {
+        org_id: String,
+        email_address: Option<String>,
+        role: Option<String>,
+        status: Option<String>,
+    }
 }
-record!(OrganizationInvitation, Entity::OrganizationInvitation);
 
-/// An instance invitation (not to an organization).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Invitation {
-    pub id: String,
-    pub email_address: Option<String>,
-    pub status: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    /// An instance invitation (not to an organization).
+    Invitation reads [Entity::Invitation] {
+        email_address: Option<String>,
+        status: Option<String>,
+    }
 }
-record!(Invitation, Entity::Invitation);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Domain {
-    pub id: String,
-    pub org_id: Option<String>,
-    pub name: Option<String>,
-    pub enrollment_mode: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    Domain reads [Entity::Domain] {
+        org_id: Option<String>,
+        name: Option<String>,
+        enrollment_mode: Option<String>,
+    }
 }
-record!(Domain, Entity::Domain);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Role {
-    pub id: String,
-    pub key: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    /// Permission keys.
-    pub permissions: Option<Vec<String>>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    Role reads [Entity::Role] {
+        key: Option<String>,
+        name: Option<String>,
+        description: Option<String>,
+        /// Permission keys.
+        permissions: Option<Vec<String>>,
+    }
 }
-record!(Role, Entity::Role);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Permission {
-    pub id: String,
-    pub key: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    Permission reads [Entity::Permission] {
+        key: Option<String>,
+        name: Option<String>,
+        description: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
 }
-record!(Permission, Entity::Permission);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WaitlistEntry {
-    pub id: String,
-    pub email_address: Option<String>,
-    pub status: Option<String>,
-    pub is_locked: Option<bool>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    WaitlistEntry reads [Entity::WaitlistEntry] {
+        email_address: Option<String>,
+        status: Option<String>,
+        is_locked: Option<bool>,
+    }
 }
-record!(WaitlistEntry, Entity::WaitlistEntry);
 
-/// A billing object: a subscription, a subscription item or a payment attempt (`entity`
-/// says which), under the user or organization that pays.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Billing {
-    /// `subscription`, `subscription_item` or `payment_attempt`.
-    pub entity: String,
-    pub id: String,
-    pub status: Option<String>,
-    pub payer_user_id: Option<String>,
-    pub payer_org_id: Option<String>,
-    pub subscription_id: Option<String>,
-    pub plan_id: Option<String>,
-    pub created_at: Option<i64>,
-    pub updated_at: Option<i64>,
-    pub version: i64,
-    pub source: Option<String>,
-    #[serde(skip_deserializing, default = "no_data")]
-    pub data: Box<RawValue>,
+entity_type! {
+    /// A billing object under the user or organization that pays for it.
+    Billing reads [Entity::Subscription, Entity::SubscriptionItem, Entity::PaymentAttempt] {
+        /// `subscription`, `subscription_item` or `payment_attempt`.
+        entity: String,
+        status: Option<String>,
+        payer_user_id: Option<String>,
+        payer_org_id: Option<String>,
+        subscription_id: Option<String>,
+        plan_id: Option<String>,
+    }
 }
-record!(
-    Billing,
-    Entity::Subscription,
-    Entity::SubscriptionItem,
-    Entity::PaymentAttempt
-);

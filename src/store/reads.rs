@@ -81,27 +81,12 @@ impl Store {
 
     /// Every item of partition `pk`, in sort-key order (strongly consistent).
     pub async fn partition(&self, pk: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", attr::PK)
-                .expression_attribute_values(":pk", s(pk))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| StoreError::call("Query", &e))?;
-            items.extend(page.items().iter().cloned());
-            start_key = page.last_evaluated_key().cloned();
-            if start_key.is_none() {
-                return Ok(items);
-            }
-        }
+        self.query_all(super::KeyCondition {
+            index: None,
+            pk: (attr::PK, pk),
+            sk_prefix: None,
+        })
+        .await
     }
 
     /// One page of the live items whose `entity` is `entity`, with the `attributes` named:

@@ -514,15 +514,6 @@ async fn a_late_delete_without_timestamp_orders_against_an_update_and_a_re_add()
 
 // --- items written before this encoding --------------------------------------------------------
 
-/// An item as the earlier encoding wrote it: `data` a native map.
-fn earlier_form(mut item: Item, data: &Value) -> Item {
-    item.insert(
-        "data".into(),
-        serde_dynamo::to_attribute_value(data).unwrap(),
-    );
-    item
-}
-
 #[tokio::test]
 async fn items_with_data_as_a_map_are_read_and_the_next_event_rewrites_them() {
     let app = TestApp::spawn_with_stream().await;
@@ -554,13 +545,7 @@ async fn items_with_data_as_a_map_are_read_and_the_next_event_rewrites_them() {
         &member_data,
     );
     for item in [&user_item, &member_item] {
-        app.client
-            .put_item()
-            .table_name(&app.table)
-            .set_item(Some(item.clone()))
-            .send()
-            .await
-            .unwrap();
+        app.put(item.clone()).await;
     }
     // The notifier reads them: a new user, and a member of an organization it names.
     let records = clerk_webhooks::notify::stream::StreamReader::new(

@@ -6,7 +6,7 @@
 //! `clerk-webhooks-sync` binary under the Lambda Runtime API stand-in.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -347,13 +347,7 @@ async fn the_sync_function_answers_each_invocation_under_the_runtime_api() {
     let log = log_path("lambda");
     let file = std::fs::File::create(&log).unwrap();
     let _function = Running(
-        Command::new(env!("CARGO_BIN_EXE_clerk-webhooks-sync"))
-            .env_clear()
-            .env("TABLE_NAME", &app.table)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
+        local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-sync"), &app.table)
             .env("CLERK_SECRET_KEY", KEY)
             .env("CLERK_API_URL", &fake.url)
             .env("AWS_LAMBDA_RUNTIME_API", &runtime)
@@ -413,13 +407,7 @@ async fn the_command_line_syncs_a_miss_with_sync() {
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("get-binary-{}.log", std::process::id()));
     let get = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_clerk-webhooks-get"))
-            .env_clear()
-            .env("TABLE_NAME", &app.table)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
+        local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-get"), &app.table)
             .env("CLERK_SECRET_KEY", KEY)
             .env("CLERK_API_URL", &fake.url)
             .env("RUST_LOG", "debug")

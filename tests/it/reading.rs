@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use clerk_webhooks::read::{Reader, Record};
@@ -368,19 +367,9 @@ async fn items_in_the_old_encoding_read_the_same() {
         .await;
     let new_form = reader.user("user_old").await.unwrap().unwrap();
     // Rewrite the item with `data` as a native map, as items written before the encoding.
-    let mut item = app.get("USER#user_old", "PROFILE").await.unwrap();
+    let item = app.get("USER#user_old", "PROFILE").await.unwrap();
     let data = encoding::to_json(&item).unwrap()["data"].clone();
-    item.insert(
-        "data".into(),
-        serde_dynamo::to_attribute_value(&data).unwrap(),
-    );
-    app.client
-        .put_item()
-        .table_name(&app.table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
+    app.put(earlier_form(item, &data)).await;
     let old_form = reader.user("user_old").await.unwrap().unwrap();
     assert_eq!(
         old_form.data_as::<Value>().unwrap(),
@@ -389,24 +378,14 @@ async fn items_in_the_old_encoding_read_the_same() {
     assert_eq!(old_form.email, new_form.email);
 }
 
-/// `clerk-webhooks-get` with DynamoDB Local's settings.
-fn get_binary(table: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-webhooks-get"));
-    command
-        .env_clear()
-        .env("TABLE_NAME", table)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local");
-    command
-}
-
 #[tokio::test]
 async fn the_command_line_prints_one_json_object_per_line() {
     let app = filled().await;
     let run = |args: &[&str]| {
-        let out = get_binary(&app.table).args(args).output().unwrap();
+        let out = local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-get"), &app.table)
+            .args(args)
+            .output()
+            .unwrap();
         let lines: Vec<Value> = String::from_utf8(out.stdout)
             .unwrap()
             .lines()

@@ -552,24 +552,14 @@ async fn items_with_data_as_a_map_are_reconciled_like_any_other() {
     for user in &users {
         let id = user["id"].as_str().unwrap();
         let version = user["updated_at"].as_i64().unwrap();
-        let mut item = clerk_webhooks::table::encoding::from_json(
+        let item = clerk_webhooks::table::encoding::from_json(
             json!({"pk": format!("USER#{id}"), "sk": "PROFILE", "entity": "user", "id": id,
                    "source": "backfill", "version": version, "updated_at": version,
                    "first_name": "Ada"})
             .as_object()
             .unwrap(),
         );
-        item.insert(
-            "data".into(),
-            serde_dynamo::to_attribute_value(user).unwrap(),
-        );
-        app.client
-            .put_item()
-            .table_name(&app.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .unwrap();
+        app.put(earlier_form(item, user)).await;
     }
     let summary = reconcile(&fake, &app).await.unwrap();
     assert!(summary.complete, "{summary}");

@@ -244,6 +244,17 @@ impl TestApp {
             .item
     }
 
+    /// Writes `item` as it is, past every rule: for items no current writer would make.
+    pub async fn put(&self, item: Item) {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Every item of the table, sorted by key: compare two of these to prove nothing changed.
     pub async fn scan(&self) -> Vec<Item> {
         let mut items = Vec::new();
@@ -298,6 +309,29 @@ impl TestApp {
             .items
             .unwrap_or_default()
     }
+}
+
+/// One of this package's binaries (`env!("CARGO_BIN_EXE_…")`) on `table` in DynamoDB Local,
+/// with nothing else from the environment.
+pub fn local_binary(path: &str, table: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(path);
+    command
+        .env_clear()
+        .env("TABLE_NAME", table)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local");
+    command
+}
+
+/// An item as the encoding before gzip'd `data` wrote it: `data` a native map.
+pub fn earlier_form(mut item: Item, data: &Value) -> Item {
+    item.insert(
+        "data".into(),
+        serde_dynamo::to_attribute_value(data).unwrap(),
+    );
+    item
 }
 
 pub fn now_ms() -> i64 {

@@ -28,14 +28,8 @@ fn log_path(name: &str) -> PathBuf {
 /// The binary with DynamoDB Local's settings and nothing else from the environment.
 fn notify_binary(table: &str, log: &PathBuf) -> Command {
     let file = std::fs::File::create(log).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clerk-webhooks-notify"));
+    let mut command = local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-notify"), table);
     command
-        .env_clear()
-        .env("TABLE_NAME", table)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
         .stdout(file.try_clone().unwrap())
         .stderr(file)
         .stdin(Stdio::null());
