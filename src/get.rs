@@ -188,10 +188,12 @@ fn list<T: Serialize>(out: &mut impl Write, objects: &[T]) -> Result<Printed, Ge
     Ok(Printed::Objects(objects.len()))
 }
 
+/// One object per line: `data` is Clerk's text as sent, which may be laid out over lines (the
+/// example events are), so each line is compacted; no value changes.
 fn print<T: Serialize>(out: &mut impl Write, objects: &[T]) -> Result<(), GetError> {
     for object in objects {
-        serde_json::to_writer(&mut *out, object).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
+        let line = serde_json::to_string(object).map_err(std::io::Error::from)?;
+        writeln!(out, "{}", crate::json::compact(&line))?;
     }
     Ok(())
 }

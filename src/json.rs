@@ -67,6 +67,29 @@ pub(crate) fn text_at(json: &RawValue, path: &[&str]) -> Option<String> {
     serde_json::from_str(current.get()).ok()
 }
 
+/// Valid JSON text without its insignificant whitespace: every string, number and literal
+/// exactly as it was. For line-delimited output, whatever layout the text came in (Clerk
+/// sends compact JSON; the example events in `events/` are indented).
+pub(crate) fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +109,12 @@ mod tests {
         assert_eq!(text_at(&json, &["o", "id"]).as_deref(), Some("org_1"));
         assert_eq!(text_at(&json, &["n"]), None);
         assert_eq!(text_at(&json, &["o", "missing"]), None);
+    }
+
+    #[test]
+    fn compact_drops_layout_and_keeps_every_value() {
+        let text = "{\n  \"a\": [1e400, 2 ],\n\t\"b\": \"x \\\" y\\n\" }\r\n";
+        assert_eq!(compact(text), r#"{"a":[1e400,2],"b":"x \" y\n"}"#);
+        assert_eq!(compact(r#""\\""#), r#""\\""#);
     }
 }

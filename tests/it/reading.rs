@@ -400,6 +400,17 @@ async fn the_command_line_prints_one_json_object_per_line() {
     assert_eq!(lines[0]["data"]["public_metadata"], json!({"plan": "pro"}));
     let (_, lines) = run(&["user", "--username", "grace"]);
     assert_eq!(lines[0]["id"], "user_rdA");
+    // Data sent as indented JSON is kept exactly, and still printed on one line.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("events/user.created.json");
+    let indented = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("user_2NNEqL2nrIRdJ194ndJqAHwEfxC", "user_rdIndented");
+    assert_eq!(app.deliver(indented.as_bytes(), &msg_id()).await, "applied");
+    let (code, lines) = run(&["user", "user_rdIndented"]);
+    assert_eq!((code, lines.len()), (Some(0), 1));
+    assert_eq!(lines[0]["data"]["id"], "user_rdIndented");
+    let (_, lines) = run(&["user", "--username", "grace"]);
+    assert_eq!(lines[0]["id"], "user_rdA");
     let (_, lines) = run(&["members", "org_rdO"]);
     assert_eq!(lines.len(), 2);
     let (_, lines) = run(&["orgs", "user_rdB"]);
