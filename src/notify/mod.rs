@@ -18,6 +18,7 @@
 pub mod action;
 pub mod answer;
 pub mod change;
+pub mod change_event;
 pub mod config;
 pub mod notifier;
 pub mod sender;
