@@ -1,5 +1,5 @@
-//! clerk-webhooks-notify: acts on the table's changes (a welcome email, Slack posts) from its
-//! DynamoDB stream. Wiring only; see `clerk_webhooks::notify`.
+//! clerk-webhooks-notify: acts on the table's changes (a welcome email, Slack posts, change
+//! events on EventBridge) from its DynamoDB stream. Wiring only; see `clerk_webhooks::notify`.
 //!
 //! Under Lambda (the runtime sets `AWS_LAMBDA_RUNTIME_API`) each invocation is a batch of
 //! stream records, answered with the records to retry. Elsewhere (`make dev`) it follows the
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use clerk_webhooks::notify::config::WithoutKeys;
+use clerk_webhooks::notify::event_bus::EventBus;
 use clerk_webhooks::notify::stream::{streams_client_from_env, StreamReader};
 use clerk_webhooks::notify::{Notifier, NotifyConfig};
 use clerk_webhooks::store;
@@ -38,7 +39,8 @@ async fn on_lambda() -> Result<(), lambda_runtime::Error> {
     if let Err(error) = &config {
         tracing::error!(%error, "invalid configuration: every batch fails until it is fixed");
     }
-    let notifier = Notifier::new(config, store::client_from_env().await);
+    let notifier = Notifier::new(config, store::client_from_env().await)
+        .with_event_bus(EventBus::from_env().await);
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let remaining = event
@@ -64,7 +66,7 @@ async fn locally() -> Result<(), lambda_runtime::Error> {
         streams_client_from_env().await,
         config.table_name.clone(),
     );
-    let notifier = Notifier::new(Ok(config), client);
+    let notifier = Notifier::new(Ok(config), client).with_event_bus(EventBus::from_env().await);
     tracing::info!("notify: following the table's stream");
     reader.follow(&notifier).await?;
     Ok(())

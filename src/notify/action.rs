@@ -109,6 +109,7 @@ mod tests {
                 delivery: Delivery::Preview,
                 notify: slack.to_vec(),
             }),
+            events: None,
         }
     }
 

@@ -18,6 +18,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::change_event::Removal;
 use crate::table::encoding::{self, number, text};
 use crate::table::{attr, Entity, Item, Writer};
 
@@ -189,21 +190,50 @@ pub struct ImageError {
     image: &'static str,
 }
 
-/// The change a DynamoDB Streams record (as Lambda delivers it: `eventName`, and `dynamodb`
-/// with `OldImage` and `NewImage`) describes, if any.
-pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>, ImageError> {
-    let image = |name: &'static str| -> Result<Option<Item>, ImageError> {
-        let Some(image) = record["dynamodb"].get(name) else {
-            return Ok(None);
+/// A DynamoDB Streams record's items (as Lambda delivers it: `eventName`, `userIdentity`, and
+/// `dynamodb` with `OldImage` and `NewImage`), read once for every kind of change.
+#[derive(Debug, Clone)]
+pub struct Images {
+    pub old: Option<Item>,
+    pub new: Option<Item>,
+    pub removal: Removal,
+}
+
+impl Images {
+    pub fn of(record: &Value) -> Result<Self, ImageError> {
+        let image = |name: &'static str| -> Result<Option<Item>, ImageError> {
+            let Some(image) = record["dynamodb"].get(name) else {
+                return Ok(None);
+            };
+            let invalid = ImageError { image: name };
+            match serde_json::from_value::<serde_dynamo::Item>(image.clone()) {
+                Ok(image) => Ok(Some(image.into())),
+                Err(_) => Err(invalid),
+            }
         };
-        let invalid = ImageError { image: name };
-        match serde_json::from_value::<serde_dynamo::Item>(image.clone()) {
-            Ok(image) => Ok(Some(image.into())),
-            Err(_) => Err(invalid),
-        }
-    };
-    let (old, new) = (image("OldImage")?, image("NewImage")?);
-    Ok(change_of(old.as_ref(), new.as_ref(), window))
+        // DynamoDB's TTL deletes as the service itself; every other removal is a writer's.
+        let removal = match record["eventName"].as_str() {
+            Some("REMOVE") => {
+                let identity = &record["userIdentity"];
+                match (identity["type"].as_str(), identity["principalId"].as_str()) {
+                    (Some("Service"), Some("dynamodb.amazonaws.com")) => Removal::Expired,
+                    _ => Removal::Deleted,
+                }
+            }
+            _ => Removal::None,
+        };
+        Ok(Self {
+            old: image("OldImage")?,
+            new: image("NewImage")?,
+            removal,
+        })
+    }
+}
+
+/// The change a DynamoDB Streams record describes, if any.
+pub fn change_of_record(record: &Value, window: Window) -> Result<Option<Change>, ImageError> {
+    let images = Images::of(record)?;
+    Ok(change_of(images.old.as_ref(), images.new.as_ref(), window))
 }
 
 /// The change one record's images describe, if any.

@@ -5,7 +5,9 @@
 use crate::env::{ConfigError, Env, TABLE_VAR};
 
 use super::change::{ChangeKind, Window};
+use super::change_event::{EventRules, Family, CASCADE};
 use super::template::Template;
+use crate::table::Writer;
 
 pub(crate) const RESEND_API_KEY_VAR: &str = "RESEND_API_KEY";
 /// The variable Resend's official Rust SDK reads for another base URL.
@@ -16,6 +18,15 @@ pub(crate) const HTML_VAR: &str = "WELCOME_EMAIL_HTML";
 pub(crate) const SLACK_URL_VAR: &str = "SLACK_WEBHOOK_URL";
 pub(crate) const SLACK_NOTIFY_VAR: &str = "SLACK_NOTIFY";
 pub(crate) const MAX_AGE_VAR: &str = "WELCOME_MAX_AGE_HOURS";
+pub(crate) const EVENT_BUS_VAR: &str = "EVENT_BUS_NAME";
+pub(crate) const EVENT_SOURCE_VAR: &str = "EVENT_SOURCE";
+pub(crate) const EVENT_SOURCES_VAR: &str = "EVENT_SOURCES";
+pub(crate) const EVENT_DETAIL_VAR: &str = "EVENT_DETAIL";
+pub(crate) const EVENT_FAMILIES_VAR: &str = "EVENT_FAMILIES";
+/// The SDK's own override of EventBridge's endpoint: locally, a bus to put to (moto).
+const EVENTBRIDGE_ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_EVENTBRIDGE";
+/// The events' `source` unless `EVENT_SOURCE` says otherwise.
+pub const DEFAULT_EVENT_SOURCE: &str = "clerk-webhooks";
 
 /// A hundred years: local development widens the window this far so the example events
 /// (created in 2024) count as new.
@@ -74,6 +85,25 @@ pub struct SlackSettings {
     pub notify: Vec<ChangeKind>,
 }
 
+/// Where change events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusDelivery {
+    /// `PutEvents` on this bus (a name or an ARN).
+    Put { bus: String },
+    /// Nowhere: one log line per event, ids only. Local development without a bus.
+    Preview,
+}
+
+/// The change events on EventBridge (`EVENT_BUS_NAME` and the `EVENT_*` variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    pub delivery: BusDelivery,
+    /// The events' `source` (`EVENT_SOURCE`).
+    pub source: String,
+    /// Which changes make events, and what their detail holds.
+    pub rules: EventRules,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
     pub table_name: String,
@@ -85,6 +115,8 @@ pub struct NotifyConfig {
     pub email: Option<EmailSettings>,
     /// Slack posts, when configured (or previewed).
     pub slack: Option<SlackSettings>,
+    /// Change events on EventBridge, when configured (or previewed).
+    pub events: Option<EventSettings>,
 }
 
 /// Without a credential, is an action off (deployed) or previewed (local development)?
@@ -157,8 +189,92 @@ impl NotifyConfig {
             max_age_hours,
             email,
             slack,
+            events: events(&env, without_keys)?,
         })
     }
+}
+
+/// The change events' settings: on with `EVENT_BUS_NAME`; locally without it, put to the
+/// `default` bus when `AWS_ENDPOINT_URL_EVENTBRIDGE` names a local one, else previewed.
+fn events<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+    without_keys: WithoutKeys,
+) -> Result<Option<EventSettings>, ConfigError> {
+    let delivery = match (env.get(EVENT_BUS_VAR), without_keys) {
+        (Some(bus), _) => BusDelivery::Put { bus },
+        (None, WithoutKeys::Off) => return Ok(None),
+        (None, WithoutKeys::Preview) => match env.get(EVENTBRIDGE_ENDPOINT_VAR) {
+            Some(_) => BusDelivery::Put {
+                bus: "default".into(),
+            },
+            None => BusDelivery::Preview,
+        },
+    };
+    let invalid = |var: &'static str, reason: String| ConfigError::Invalid { var, reason };
+    let source = env
+        .get(EVENT_SOURCE_VAR)
+        .unwrap_or_else(|| DEFAULT_EVENT_SOURCE.to_owned());
+    // EventBridge's own rules for a `Source`: 1 to 256 characters, `aws.` is AWS's.
+    if source.len() > 256 || source.starts_with("aws.") {
+        return Err(invalid(
+            EVENT_SOURCE_VAR,
+            "at most 256 characters, not starting with aws.".into(),
+        ));
+    }
+    let mut rules = EventRules::default();
+    if let Some(list) = env.get(EVENT_SOURCES_VAR) {
+        let known = [
+            Writer::Webhook.as_str(),
+            Writer::Sync.as_str(),
+            Writer::Backfill.as_str(),
+            Writer::Reconcile.as_str(),
+            CASCADE,
+        ];
+        rules.sources = names(&list)
+            .map(|name| match known.contains(&name) {
+                true => Ok(name.to_owned()),
+                false => Err(invalid(
+                    EVENT_SOURCES_VAR,
+                    format!("unknown writer {name:?}: use {}", known.join(", ")),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(list) = env.get(EVENT_FAMILIES_VAR) {
+        rules.families = names(&list)
+            .map(|name| {
+                Family::parse(name).ok_or_else(|| {
+                    invalid(
+                        EVENT_FAMILIES_VAR,
+                        format!(
+                            "unknown family {name:?}: use {}",
+                            Family::ALL.map(|f| f.name).join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    rules.attributes = match env.get(EVENT_DETAIL_VAR).as_deref() {
+        None | Some("ids") => false,
+        Some("attributes") => true,
+        Some(_) => {
+            return Err(invalid(
+                EVENT_DETAIL_VAR,
+                "expected ids (the default) or attributes".into(),
+            ))
+        }
+    };
+    Ok(Some(EventSettings {
+        delivery,
+        source,
+        rules,
+    }))
+}
+
+/// The names of a list separated by commas or spaces.
+fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split([',', ' ']).filter(|n| !n.is_empty())
 }
 
 /// An absolute `http(s)://` URL with a host. Checked by its shape only: the value is never

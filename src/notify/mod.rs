@@ -20,6 +20,7 @@ pub mod answer;
 pub mod change;
 pub mod change_event;
 pub mod config;
+pub mod event_bus;
 pub mod notifier;
 pub mod sender;
 mod slack;

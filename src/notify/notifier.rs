@@ -1,8 +1,8 @@
 //! `clerk-webhooks-notify`'s entrypoint: one batch of the table's stream records in (Lambda's
 //! `{"Records": [...]}`), the records to hand over again out (`batchItemFailures`).
 //!
-//! For each record: [`change_of_record`] says which change it is, if any; [`actions`] which
-//! actions that change needs; each action is then done once:
+//! For each record: [`Images::of`] reads its items, [`change_of`] says which change it is, if
+//! any, and [`actions`] which actions that change needs; each action is then done once:
 //!
 //! 1. **claim** `(action, change)` in the table: one conditional write, leased for [`LEASE`].
 //!    Done or failed before: nothing more. Held by another invocation: wait for it while the
@@ -17,6 +17,13 @@
 //! invocations all meet the same claim. What is left is the window between a provider's 2xx
 //! and the "done" mark: a crash there sends again after the lease, which Resend's
 //! `Idempotency-Key` absorbs for the email (within its 24 hours) and Slack cannot.
+//!
+//! Change events for EventBridge ([`super::change_event`]) take the same claims, one per
+//! event, and are put together after the batch's other actions, ten a call
+//! ([`put_events`]); a crash between the put and the "done" mark puts the event again, with
+//! the same `change_id`.
+
+mod put_events;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,8 +33,10 @@ use serde_json::Value;
 
 use super::action::{actions, message, Action, View};
 use super::answer::Answer;
-use super::change::{change_of_record, record_time_ms, Change, Window};
+use super::change::{change_of, record_time_ms, Change, Images, Window};
+use super::change_event::{change_events, ChangeEvent};
 use super::config::{Delivery, NotifyConfig};
+use super::event_bus::EventBus;
 use super::sender::{target, Sender};
 use crate::env::ConfigError;
 use crate::metrics;
@@ -120,6 +129,8 @@ struct Ready {
     config: NotifyConfig,
     store: Store,
     sender: Sender,
+    /// Where change events go, when the configuration puts them.
+    event_bus: Option<EventBus>,
 }
 
 impl Notifier {
@@ -145,7 +156,16 @@ impl Notifier {
             store: Store::new(client, config.table_name.clone()),
             config,
             sender,
+            event_bus: None,
         }
+    }
+
+    /// Puts change events with this client (`EVENT_BUS_NAME`).
+    pub fn with_event_bus(mut self, bus: EventBus) -> Self {
+        if let Ok(ready) = &mut self.ready {
+            ready.event_bus = Some(bus);
+        }
+        self
     }
 
     /// One invocation: `event` is Lambda's DynamoDB Streams event; `deadline` is the
@@ -177,6 +197,8 @@ impl Notifier {
             .ok_or(NotifyError::NotAStreamEvent)?;
         let started = Instant::now();
         let mut failures = Vec::new();
+        // The batch's change events, by record: put together, up to ten a call.
+        let mut events: Vec<(String, ChangeEvent)> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             let Some(number) = sequence_number(record) else {
                 // Lambda's records always have one; without it the record cannot be reported.
@@ -193,8 +215,15 @@ impl Notifier {
                 failures.extend(rest.into_iter().map(str::to_owned));
                 break;
             }
-            if ready.record(record, deadline, clock).await == Progress::Retry {
+            let (progress, record_events) = ready.record(record, deadline, clock).await;
+            if progress == Progress::Retry {
                 failures.push(number.to_owned());
+            }
+            events.extend(record_events.into_iter().map(|e| (number.to_owned(), e)));
+        }
+        for number in ready.put_events(events, deadline, clock).await {
+            if !failures.contains(&number) {
+                failures.push(number);
             }
         }
         tracing::info!(
@@ -219,15 +248,17 @@ fn sequence_number(record: &Value) -> Option<&str> {
 }
 
 impl Ready {
-    async fn record(&self, record: &Value, deadline: Instant, clock: Clock) -> Progress {
+    /// The record's email and Slack actions, done; and its change events, to put with the
+    /// batch's ([`Ready::put_events`]).
+    async fn record(
+        &self,
+        record: &Value,
+        deadline: Instant,
+        clock: Clock,
+    ) -> (Progress, Vec<ChangeEvent>) {
         let now = clock.now_ms();
-        let window = Window::hours(
-            record_time_ms(record).unwrap_or(now),
-            self.config.max_age_hours,
-        );
-        let change = match change_of_record(record, window) {
-            Ok(Some(change)) => change,
-            Ok(None) => return Progress::Done,
+        let images = match Images::of(record) {
+            Ok(images) => images,
             Err(error) => {
                 // Permanent: the same record will never read better, and it must not block
                 // its shard.
@@ -237,8 +268,24 @@ impl Ready {
                     "notify: unreadable stream record, skipped"
                 );
                 self.metric("none", NotifyOutcome::Unreadable, now);
-                return Progress::Done;
+                return (Progress::Done, Vec::new());
             }
+        };
+        let events = match &self.config.events {
+            Some(settings) => change_events(
+                images.old.as_ref(),
+                images.new.as_ref(),
+                images.removal,
+                &settings.rules,
+            ),
+            None => Vec::new(),
+        };
+        let window = Window::hours(
+            record_time_ms(record).unwrap_or(now),
+            self.config.max_age_hours,
+        );
+        let Some(change) = change_of(images.old.as_ref(), images.new.as_ref(), window) else {
+            return (Progress::Done, events);
         };
         let mut progress = Progress::Done;
         for action in actions(&change, &self.config) {
@@ -246,7 +293,7 @@ impl Ready {
                 progress = Progress::Retry;
             }
         }
-        progress
+        (progress, events)
     }
 
     /// Claims, does and finishes one action for one change.
