@@ -20,6 +20,7 @@ use crate::helpers::fake_clerk::{self, FakeClerk, Reply, KEY};
 use crate::helpers::logs::audit_dir;
 use crate::helpers::notify::NotifyApp;
 use crate::helpers::runtime_api::runtime_api;
+use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
 fn api(fake: &FakeClerk) -> ClerkApi {
@@ -306,6 +307,14 @@ async fn a_user_synced_on_demand_then_delivered_by_webhook_is_welcomed_once() {
         n.app.apply("user.created", created + 5, object).await,
         "stale"
     );
+    // The deployed notifier's event filter lets the sync's record through.
+    let filters = Template::load().notify_filters();
+    let records = n.records().await;
+    let passed = records
+        .iter()
+        .filter(|r| filters.iter().any(|f| filter_matches(f, Some(r))))
+        .count();
+    assert_eq!(passed, 1, "the synced user's INSERT, and nothing else");
     n.notify_all().await;
     n.notify_all().await;
     let emails = n.resend.accepted();
