@@ -112,7 +112,11 @@ class Rules:
                     if len(key) >= 8 and all(32 <= b < 127 for b in key):
                         self.secrets[key.decode()] = "decoded whsec_ key"
         events = sorted((ROOT / "events").glob("*.json"))
-        self.types = sorted({p.stem for p in events}, key=len, reverse=True)
+        # Clerk's event types, and the change events the notifier derives
+        # (src/notify/change_event.rs): names, logged by design in change ids.
+        derived = {"user.primary_email_changed", "user.banned", "user.unbanned",
+                   "organizationMembership.role_changed"}
+        self.types = sorted({p.stem for p in events} | derived, key=len, reverse=True)
         names = set()
         self.windows = set()
         for path in events:

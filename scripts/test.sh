@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, DynamoDB Local integration tests, Svix interoperability and
-# the end-to-end test through `cargo lambda watch`. Starts DynamoDB Local if it is not running
-# (and stops it again afterwards).
+# the end-to-end test through `cargo lambda watch`. Starts DynamoDB Local and moto (the local
+# EventBridge and SQS of the change-event tests) if they are not running, and stops them again
+# afterwards.
 #
 # Then the IAM check (tests/it/iam.rs): what the suite recorded the functions' code asking
 # DynamoDB for (each process's calls, collected in target/iam-calls/) against template.yaml.
@@ -28,7 +29,8 @@ export CLERK_WEBHOOKS_IAM_DIR="$iam_dir"
 # pipefail: the status is cargo test's, not tee's.
 # --tests: the library, the bins and tests/it, not the examples (tools, each linking the
 # AWS SDK again; clippy --all-targets checks they build).
-scripts/dynamodb-local.sh run cargo test --tests "$@" 2>&1 | tee "$audit_dir/cargo-test.log"
+scripts/dynamodb-local.sh run scripts/moto.sh run cargo test --tests "$@" 2>&1 \
+  | tee "$audit_dir/cargo-test.log"
 
 # With arguments (a filtered run), not every test ran: skip the IAM check (a call no test
 # made would look like an unneeded grant) and audit what there is.

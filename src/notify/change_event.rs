@@ -357,10 +357,31 @@ fn changed_names(old: &Item, new: &Item) -> Vec<String> {
         .collect();
     names.sort();
     names.dedup();
-    if data_text(old) != data_text(new) {
+    // `updated_at` is the version, which the detail carries: alone it is no change.
+    names.retain(|name| name != attr::UPDATED_AT);
+    if data_changed(old, new) {
         names.push(attr::DATA.into());
     }
     names
+}
+
+/// Whether the objects differ in more than `updated_at`. Compared as text first (the
+/// usual case, and any depth); only texts that differ are read as JSON.
+fn data_changed(old: &Item, new: &Item) -> bool {
+    let (old, new) = (data_text(old), data_text(new));
+    if old == new {
+        return false;
+    }
+    let without_version = |text: &Option<String>| {
+        let mut value: Value = serde_json::from_str(text.as_deref()?).ok()?;
+        value.as_object_mut()?.remove(attr::UPDATED_AT);
+        Some(value)
+    };
+    match (without_version(&old), without_version(&new)) {
+        (Some(old), Some(new)) => old != new,
+        // Not readable as JSON (past serde_json's depth): the texts differ.
+        _ => true,
+    }
 }
 
 /// `data` as text, in either encoding (an unreadable one reads as absent).
@@ -459,8 +480,9 @@ mod tests {
             names(&events),
             ["user.updated", "user.primary_email_changed", "user.banned"]
         );
-        // gsi1pk changed too: where an item is indexed is not the object.
-        assert_eq!(events[0].detail.changed, ["email", "updated_at", "data"]);
+        // gsi1pk changed too: where an item is indexed is not the object; updated_at is the
+        // version.
+        assert_eq!(events[0].detail.changed, ["email", "data"]);
         assert_eq!(
             events[1].detail.change_id,
             "user.primary_email_changed#user_1#11"
@@ -481,6 +503,16 @@ mod tests {
         // Who wrote it and where it is indexed are not the object.
         new.insert(attr::SOURCE.into(), AttributeValue::S("sync".into()));
         new.insert(attr::LAST_SVIX_ID.into(), AttributeValue::S("msg_2".into()));
+        assert_eq!(
+            change_events(Some(&old), Some(&new), Removal::None, &RULES()),
+            []
+        );
+    }
+
+    #[test]
+    fn a_newer_version_that_changes_nothing_else_makes_nothing() {
+        let old = user(10, "ada@example.org", false, "webhook");
+        let new = user(11, "ada@example.org", false, "webhook");
         assert_eq!(
             change_events(Some(&old), Some(&new), Removal::None, &RULES()),
             []

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod actions;
 mod binary;
+mod events;
 
 const USER: &str = "user_2NNEqL2nrIRdJ194ndJqAHwEfxC";
 const ORG: &str = "org_2NNEqL2nrIRdJ194ndJqAHwEfxD";

@@ -55,7 +55,24 @@ pub fn client(function: Function, endpoint: &str) -> Client {
     Client::from_conf(clerk_webhooks::store::with_limits(config).build())
 }
 
-/// The IAM actions one DynamoDB request needs. IAM has no `TransactWriteItems` action: each
+/// An EventBridge client for `endpoint` whose requests are recorded as `function`'s.
+pub fn eventbridge_client(function: Function, endpoint: &str) -> aws_sdk_eventbridge::Client {
+    use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+    super::logs::init();
+    let recorder = CallLog::with_sink(std::sync::Arc::new(move |operation: &str, body: &Value| {
+        record(function, needed(operation, body))
+    }));
+    let config = aws_sdk_eventbridge::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .interceptor(recorder)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+/// The IAM actions one DynamoDB (or EventBridge) request needs. IAM has no `TransactWriteItems` action: each
 /// item of a transaction is authorised as its own `PutItem`, `UpdateItem`, `DeleteItem` or
 /// `ConditionCheckItem`. A `Query` on an index is authorised on the index.
 pub fn needed(operation: &str, body: &Value) -> BTreeSet<Grant> {
@@ -65,6 +82,8 @@ pub fn needed(operation: &str, body: &Value) -> BTreeSet<Grant> {
         None => "table".to_owned(),
     };
     match operation {
+        // EventBridge's one call; granted on the bus.
+        "PutEvents" => BTreeSet::from([("events:PutEvents".to_owned(), "event-bus".to_owned())]),
         "TransactWriteItems" => body["TransactItems"]
             .as_array()
             .into_iter()

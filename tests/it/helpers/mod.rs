@@ -8,6 +8,7 @@
 //! Every request reaches the handler the way Lambda hands it over: as a function-URL event
 //! through [`Handler::invoke_at`], so the suite runs our own event conversion too.
 
+pub mod bus;
 pub mod call_log;
 pub mod calls;
 pub mod emf;

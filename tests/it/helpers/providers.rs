@@ -73,8 +73,8 @@ pub enum Fault {
 
 /// A plain HTTP/1.1 server on an ephemeral loopback port (keep-alive included), answering
 /// each request with `answer`.
-struct Loopback {
-    url: String,
+pub(crate) struct Loopback {
+    pub(crate) url: String,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -85,7 +85,8 @@ impl Drop for Loopback {
 }
 
 impl Loopback {
-    async fn start<F, Fut>(answer: F) -> Self
+    /// Serves `answer` on an ephemeral loopback port until dropped.
+    pub(crate) async fn start<F, Fut>(answer: F) -> Self
     where
         F: Fn(Received) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Answer> + Send + 'static,

@@ -54,6 +54,12 @@ impl Template {
             .as_sequence()
             .ok_or_else(|| format!("{logical_id} has no Policies list"))?;
         let mut grants = BTreeSet::new();
+        // A policy added only under a condition (`!If [Condition, policy, !Ref AWS::NoValue]`)
+        // counts as granted: the check is against the most the function can have.
+        let policies = policies.iter().map(|policy| match policy {
+            Value::Tagged(tagged) if tagged.tag == "If" => &tagged.value[1],
+            policy => policy,
+        });
         for policy in policies {
             let statements = policy["Statement"].as_sequence().ok_or_else(|| {
                 format!("{logical_id}: a policy that is not an inline Statement list: {policy:?}")
@@ -83,12 +89,26 @@ impl Template {
 }
 
 impl Template {
-    /// The notifier's event source mapping's filter patterns (JSON), in order.
+    /// The notifier's event source mapping's filter patterns (JSON), in order, as deployed
+    /// without an event bus.
     pub fn notify_filters(&self) -> Vec<serde_json::Value> {
+        self.notify_filters_with(false)
+    }
+
+    /// The same, with `EventBusName` set (`HasEventBus`) or not: the filters under `!If`
+    /// are the bus's.
+    pub fn notify_filters_with(&self, event_bus: bool) -> Vec<serde_json::Value> {
         self.resource("NotifyEventSourceMapping")["Properties"]["FilterCriteria"]["Filters"]
             .as_sequence()
             .expect("NotifyEventSourceMapping has filters")
             .iter()
+            .filter_map(|f| match f {
+                Value::Tagged(tagged) if tagged.tag == "If" => {
+                    assert_eq!(tagged.value[0].as_str(), Some("HasEventBus"));
+                    event_bus.then_some(&tagged.value[1])
+                }
+                f => Some(f),
+            })
             .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
             .collect()
     }
@@ -124,7 +144,8 @@ fn one_or_many(value: &Value) -> Vec<&Value> {
 /// `!GetAtt Table.Arn` is `table`; `!Sub "${Table.Arn}/index/gsi1"` is `table/index/gsi1`;
 /// `!Sub "${Table.Arn}/stream/*"` is `table/stream/*` (the table's streams: the one wildcard
 /// allowed, as AWS's own policy for a stream consumer has it); `!GetAtt NotifyFailures.Arn`
-/// is `NotifyFailures` (another resource of the template, by its logical id).
+/// is `NotifyFailures` (another resource of the template, by its logical id); the event bus
+/// `EventBusName` names is `event-bus`.
 fn resource_name(value: &Value) -> Result<String, String> {
     if let Value::Tagged(tagged) = value {
         let TaggedValue { tag, value } = tagged.as_ref();
@@ -137,6 +158,16 @@ fn resource_name(value: &Value) -> Result<String, String> {
                     }
                 }
             }
+            // The bus: by name, or the ARN as given (`!If [EventBusIsArn, !Ref …, !Sub …]`).
+            ("!If", _)
+                if value[0].as_str() == Some("EventBusIsArn")
+                    && resource_name(&value[2]).as_deref() == Ok("event-bus") =>
+            {
+                return Ok("event-bus".into());
+            }
+            ("!Sub", Some(
+                "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}",
+            )) => return Ok("event-bus".into()),
             ("!Sub", Some(text)) => {
                 if let Some(rest) = text.strip_prefix("${Table.Arn}/") {
                     if !rest.contains('*') || rest == "stream/*" {
