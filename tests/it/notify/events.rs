@@ -380,3 +380,69 @@ async fn a_partial_failure_puts_again_only_the_failed_entry() {
     e.notify_all().await;
     assert_eq!(bus.calls().len(), 2);
 }
+
+// The example consumer in examples/, run on what the bus delivered.
+#[path = "../../../examples/membership_consumer/consumer.rs"]
+mod consumer;
+
+#[tokio::test]
+async fn the_example_consumer_keeps_a_team_and_a_workspace_record_per_membership() {
+    let (e, tap) = EventsApp::on_moto(&[("EVENT_DETAIL", "attributes")]).await;
+    let theirs = TestApp::spawn().await; // the consumer's own table
+    let (org, user) = ("org_2CoNsUmEr000000000000001", user_id(107));
+    let t = 1_760_000_000_000_i64;
+    e.app
+        .apply("organization.created", t, organization(org, t, "Acme"))
+        .await;
+    e.app
+        .apply(
+            "organizationMembership.created",
+            t,
+            membership(org, &user, t, "org:admin"),
+        )
+        .await;
+    e.notify_all().await;
+    let created = tap.events(2, WAIT).await;
+    // Delivered twice, as EventBridge may.
+    for event in created.iter().chain(&created) {
+        consumer::apply(&local_client(), &theirs.table, &consumer::writes_for(event))
+            .await
+            .unwrap();
+    }
+    let team = theirs
+        .get(&format!("TEAM#{org}"), &format!("MEMBER#{user}"))
+        .await
+        .unwrap();
+    assert_eq!(s(&team, "role"), "org:admin");
+    assert!(theirs
+        .get(&format!("WORKSPACE#{user}"), &format!("ORG#{org}"))
+        .await
+        .is_some());
+
+    e.app
+        .apply(
+            "organizationMembership.deleted",
+            t + 5,
+            membership(org, &user, t + 5, "org:admin"),
+        )
+        .await;
+    e.notify_all().await;
+    let removed = tap.events(1, WAIT).await;
+    assert_eq!(detail_types(&removed), ["organizationMembership.deleted"]);
+    // The deletion, then the old creation late: the member stays removed.
+    for event in removed.iter().chain(&created) {
+        consumer::apply(&local_client(), &theirs.table, &consumer::writes_for(event))
+            .await
+            .unwrap();
+    }
+    for (pk, sk) in [
+        (format!("TEAM#{org}"), format!("MEMBER#{user}")),
+        (format!("WORKSPACE#{user}"), format!("ORG#{org}")),
+    ] {
+        let item = theirs.get(&pk, &sk).await.unwrap();
+        assert!(
+            item.contains_key("deleted") && !item.contains_key("role"),
+            "{pk}"
+        );
+    }
+}
