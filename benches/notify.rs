@@ -1,6 +1,8 @@
 //! The notifier's CPU per stream record, without I/O: reading the record's images, deciding
 //! the change, and building each action's request body. Reported next to a floor measured in
 //! the same run: decoding the record's new image alone, the least any stream consumer does.
+//! And the same work with the change events on (deciding the events, and each detail's JSON)
+//! against off, for an insert and for an update whose primary email changed.
 //!
 //! The record is the one the webhook function's transaction makes of events/user.created.json
 //! (the item the planner builds, as DynamoDB JSON in Lambda's record shape).
@@ -11,7 +13,8 @@ use std::hint::black_box;
 
 use clerk_webhooks::event::Event;
 use clerk_webhooks::notify::action::{actions, message, View};
-use clerk_webhooks::notify::change::{change_of_record, Window};
+use clerk_webhooks::notify::change::{change_of, change_of_record, Images, Window};
+use clerk_webhooks::notify::change_event::{change_events, EventRules};
 use clerk_webhooks::notify::config::WithoutKeys;
 use clerk_webhooks::notify::NotifyConfig;
 use clerk_webhooks::plan::Settings;
@@ -94,6 +97,74 @@ fn notify(c: &mut Criterion) {
     group.bench_function("event record: no change", |b| {
         b.iter(|| black_box(change_of_record(black_box(&event_record), window).unwrap()))
     });
+    group.finish();
+
+    // The change events: the same record's whole work with the action off, then on.
+    let rules = EventRules::default();
+    let mut updated = user.clone();
+    updated["eventName"] = json!("MODIFY");
+    updated["dynamodb"]["OldImage"] = user["dynamodb"]["NewImage"].clone();
+    // A newer version with a new primary email (and so new data).
+    let new_image = &mut updated["dynamodb"]["NewImage"];
+    new_image["email"] = json!({"S": "ada@new.example.org"});
+    new_image["version"] = json!({"N": (now_ms + 1).to_string()});
+    let mut new_item: Item = serde_json::from_value::<serde_dynamo::Item>(new_image.clone())
+        .unwrap()
+        .into();
+    let text = clerk_webhooks::table::encoding::data_text(&new_item)
+        .unwrap()
+        .unwrap();
+    // The fixture's text is indented: `"banned": false`.
+    let edited = text.replacen("\"banned\": false", "\"banned\": true", 1);
+    assert_ne!(edited, text, "the fixture names banned");
+    new_item.insert(
+        "data".into(),
+        aws_sdk_dynamodb::types::AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+            clerk_webhooks::table::encoding::encode_data(&edited),
+        )),
+    );
+    updated["dynamodb"]["NewImage"] =
+        serde_json::to_value(serde_dynamo::Item::from(new_item)).unwrap();
+    let work = |record: &Value, events: bool| {
+        let images = Images::of(record).unwrap();
+        let change = change_of(images.old.as_ref(), images.new.as_ref(), window);
+        let bodies: Vec<_> = change
+            .iter()
+            .flat_map(|change| {
+                actions(change, &config)
+                    .into_iter()
+                    .filter_map(|action| message(action, change, &config, View::Real))
+            })
+            .collect();
+        let details: Vec<String> = match events {
+            true => change_events(
+                images.old.as_ref(),
+                images.new.as_ref(),
+                images.removal,
+                &rules,
+            )
+            .iter()
+            .map(|e| e.detail_json())
+            .collect(),
+            false => Vec::new(),
+        };
+        (bodies, details)
+    };
+    assert_eq!(work(&user, true).1.len(), 1, "user.created");
+    assert_eq!(
+        work(&updated, true).1.len(),
+        3,
+        "user.updated, primary_email_changed, banned"
+    );
+    let mut group = c.benchmark_group("notify events");
+    for (name, record) in [("insert", &user), ("update", &updated)] {
+        group.bench_function(format!("{name}: events off"), |b| {
+            b.iter(|| black_box(work(black_box(record), false)))
+        });
+        group.bench_function(format!("{name}: events on"), |b| {
+            b.iter(|| black_box(work(black_box(record), true)))
+        });
+    }
     group.finish();
 }
 

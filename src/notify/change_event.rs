@@ -17,7 +17,10 @@
 //! whenever the same change is seen again, so consumers can deduplicate; `version` (Clerk's
 //! `updated_at`) lets them order.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::table::encoding::{self, number, text, JsonItem};
@@ -219,9 +222,11 @@ pub fn change_events(
     if !rules.sources.contains(&source) {
         return Vec::new();
     }
-    let changed = match kind {
-        "updated" => changed_names(old_live.expect("updated"), item),
-        "created" => attribute_names(item),
+    // For an update, what changed in `data` (each side decompressed and read once).
+    let data = (kind == "updated").then(|| DataChange::of(old_live.expect("updated"), item));
+    let changed = match (&data, kind) {
+        (Some(data), _) => changed_names(old_live.expect("updated"), item, data.changed),
+        (None, "created") => attribute_names(item),
         _ => Vec::new(),
     };
     if kind == "updated" && changed.is_empty() {
@@ -244,7 +249,7 @@ pub fn change_events(
                 if differs(attr::EMAIL) {
                     events.push(base.event("primary_email_changed", vec![attr::EMAIL.into()]));
                 }
-                match (banned(old), banned(new)) {
+                match data.as_ref().expect("updated").banned {
                     (false, true) => events.push(base.event("banned", vec!["data".into()])),
                     (true, false) => events.push(base.event("unbanned", vec!["data".into()])),
                     _ => {}
@@ -346,8 +351,8 @@ fn attribute_names(item: &Item) -> Vec<String> {
     names
 }
 
-/// The attributes whose values differ, and `data` when the object's text does.
-fn changed_names(old: &Item, new: &Item) -> Vec<String> {
+/// The attributes whose values differ, and `data` when the object does.
+fn changed_names(old: &Item, new: &Item, data_changed: bool) -> Vec<String> {
     let mut names: Vec<String> = old
         .keys()
         .chain(new.keys())
@@ -359,47 +364,71 @@ fn changed_names(old: &Item, new: &Item) -> Vec<String> {
     names.dedup();
     // `updated_at` is the version, which the detail carries: alone it is no change.
     names.retain(|name| name != attr::UPDATED_AT);
-    if data_changed(old, new) {
+    if data_changed {
         names.push(attr::DATA.into());
     }
     names
 }
 
-/// Whether the objects differ in more than `updated_at`. Compared as text first (the
-/// usual case, and any depth); only texts that differ are read as JSON.
-fn data_changed(old: &Item, new: &Item) -> bool {
-    let (old, new) = (data_text(old), data_text(new));
-    if old == new {
-        return false;
-    }
-    let without_version = |text: &Option<String>| {
-        let mut value: Value = serde_json::from_str(text.as_deref()?).ok()?;
-        value.as_object_mut()?.remove(attr::UPDATED_AT);
-        Some(value)
-    };
-    match (without_version(&old), without_version(&new)) {
-        (Some(old), Some(new)) => old != new,
-        // Not readable as JSON (past serde_json's depth): the texts differ.
-        _ => true,
-    }
+/// What an update did to the object in `data`.
+struct DataChange {
+    /// It differs in more than `updated_at`.
+    changed: bool,
+    /// Clerk's `banned`, before and after.
+    banned: (bool, bool),
 }
 
-/// `data` as text, in either encoding (an unreadable one reads as absent).
-fn data_text(item: &Item) -> Option<String> {
-    encoding::data_text(item).ok().flatten()
+/// An object's top-level entries, each value as its exact text: nothing below the first level
+/// is built, so any depth reads. `None` for a text that is not an object with plain keys.
+fn entries(text: &str) -> Option<HashMap<&str, &RawValue>> {
+    serde_json::from_str(text).ok()
 }
 
-/// Whether a user's `data.banned` is true. Only that field is read.
-fn banned(user: &Item) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Banned {
-        #[serde(default)]
-        banned: Option<bool>,
+impl DataChange {
+    fn of(old: &Item, new: &Item) -> Self {
+        // The same bytes are the same object: nothing to decompress.
+        if old.get(attr::DATA) == new.get(attr::DATA) {
+            return Self {
+                changed: false,
+                banned: (false, false),
+            };
+        }
+        // An unreadable `data` reads as absent.
+        let text = |item: &Item| encoding::data_text(item).ok().flatten();
+        let (old_text, new_text) = (text(old), text(new));
+        let (old_entries, new_entries) = (
+            old_text.as_deref().and_then(entries),
+            new_text.as_deref().and_then(entries),
+        );
+        let banned = |entries: &Option<HashMap<&str, &RawValue>>| {
+            entries
+                .as_ref()
+                .and_then(|e| e.get("banned"))
+                .is_some_and(|v| v.get() == "true")
+        };
+        fn without_version<'a>(
+            entries: &Option<HashMap<&'a str, &'a RawValue>>,
+        ) -> Option<HashMap<&'a str, &'a str>> {
+            let entries = entries.as_ref()?;
+            Some(
+                entries
+                    .iter()
+                    .filter(|(k, _)| **k != attr::UPDATED_AT)
+                    .map(|(k, v)| (*k, v.get()))
+                    .collect(),
+            )
+        }
+        let changed = old_text != new_text
+            && match (without_version(&old_entries), without_version(&new_entries)) {
+                (Some(a), Some(b)) => a != b,
+                // Not objects with plain keys: the texts differ, so the objects do.
+                _ => true,
+            };
+        Self {
+            changed,
+            banned: (banned(&old_entries), banned(&new_entries)),
+        }
     }
-    data_text(user)
-        .and_then(|text| serde_json::from_str::<Banned>(&text).ok())
-        .and_then(|b| b.banned)
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
