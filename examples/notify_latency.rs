@@ -5,7 +5,9 @@
 //!   floor measured in the same run: when the same stream record first shows to a reader
 //!   polling every 10 ms;
 //! - **CPU**: the `clerk-webhooks-notify` process's CPU time (user + system, from /proc) per
-//!   record while it handles them, less what it spends idle-polling over as long.
+//!   record while it handles them, less what it spends idle-polling over as long;
+//! - with `--events`, the change events too: from the 200 to the `user.created` event in the
+//!   SQS queue a rule on moto's EventBridge targets (`scripts/moto.sh`; perf/notify.sh starts it).
 //!
 //! Loopback and DynamoDB Local only. The webhook handler runs in this process; the notifier is
 //! the real binary, following the stream on its own.
@@ -16,6 +18,9 @@
 
 #[path = "../tests/it/helpers/http.rs"]
 mod http;
+#[allow(dead_code)]
+#[path = "../tests/it/helpers/bus.rs"]
+mod bus;
 // A tool uses part of a shared test helper; the suite itself uses all of it.
 #[allow(dead_code)]
 #[path = "../tests/it/helpers/providers.rs"]
@@ -54,6 +59,9 @@ struct Args {
     /// How long the idle floor of the notifier's CPU is measured, in seconds.
     #[arg(long, default_value_t = 10)]
     idle_secs: u64,
+    /// Also put the change events on moto's EventBridge and time them to its queue.
+    #[arg(long)]
+    events: bool,
 }
 
 fn cpu_secs(pid: u32) -> f64 {
@@ -86,7 +94,17 @@ async fn main() {
     let resend = FakeProvider::start(Provider::Resend).await;
     let slack = FakeProvider::start(Provider::Slack).await;
     let log = std::fs::File::create(std::env::temp_dir().join("notify-latency.log")).unwrap();
-    let mut notifier = Command::new(&args.notifier)
+    let tap = match args.events {
+        true => Some(std::sync::Arc::new(bus::BusTap::new("clerk-webhooks").await)),
+        false => None,
+    };
+    let mut notifier = Command::new(&args.notifier);
+    if let Some(tap) = &tap {
+        notifier
+            .env("EVENT_BUS_NAME", &tap.bus)
+            .env("AWS_ENDPOINT_URL_EVENTBRIDGE", bus::moto_endpoint());
+    }
+    let mut notifier = notifier
         .env("TABLE_NAME", &table)
         .env("RESEND_API_KEY", RESEND_KEY)
         .env("RESEND_BASE_URL", &resend.url)
@@ -171,6 +189,22 @@ async fn main() {
         seen
     });
 
+    // With --events: a poller notes when each user's event reaches the queue.
+    let event_reader = tap.clone().map(|tap| {
+        tokio::spawn(async move {
+            let mut seen: HashMap<String, Instant> = HashMap::new();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while seen.len() < users && Instant::now() < deadline {
+                for event in tap.receive().await {
+                    let id = event["detail"]["id"].as_str().unwrap_or_default().to_owned();
+                    seen.entry(id).or_insert_with(Instant::now);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    });
+
     let config = Config::from_lookup(|name| match name {
         "CLERK_WEBHOOK_SIGNING_SECRET" => Some(SECRET.into()),
         "TABLE_NAME" => Some(table.clone()),
@@ -220,6 +254,10 @@ async fn main() {
     let active = started.elapsed().as_secs_f64();
     let active_cpu = cpu_secs(pid) - active_start;
     let floor_seen = floor_reader.await.unwrap();
+    let events_seen = match event_reader {
+        Some(reader) => Some(reader.await.unwrap()),
+        None => None,
+    };
     let _ = notifier.kill();
     let _ = notifier.wait();
     let _ = client.delete_table().table_name(&table).send().await;
@@ -264,6 +302,25 @@ async fn main() {
         "p50 ratio to the floor: {:.1}x",
         percentile(&latency, 0.5) / percentile(&floor, 0.5).max(0.001)
     );
+    if let Some(seen) = events_seen {
+        let mut to_queue: Vec<f64> = answered
+            .iter()
+            .filter_map(|(to, at)| {
+                let id = to.trim_end_matches("@example.org");
+                seen.get(id)
+                    .map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        to_queue.sort_by(f64::total_cmp);
+        println!(
+            "200 -> user.created event in the queue, ms ({} of {users}): p50 {:.0}, p95 {:.0}, max {:.0}; p50 ratio to the floor: {:.1}x",
+            to_queue.len(),
+            percentile(&to_queue, 0.5),
+            percentile(&to_queue, 0.95),
+            to_queue.last().unwrap(),
+            percentile(&to_queue, 0.5) / percentile(&floor, 0.5).max(0.001)
+        );
+    }
     let busy_cpu = active_cpu - idle_per_sec * active;
     // Each sign-up puts 6 records on the stream (its event record, the user, and two claims
     // taken and finished); deployed, the mapping's filter lets only the user's through.

@@ -36,7 +36,7 @@ for concurrency in 1 8 16 32; do
 done
 echo "== 6. the notifier: CPU per record (criterion), then the 200 -> email latency and CPU per sign-up"
 cargo bench --bench notify
-NOTIFY_BENCH_INNER=1 perf/notify.sh --users 200
+NOTIFY_BENCH_INNER=1 scripts/moto.sh run perf/notify.sh --users 200 --events
 echo "== 7. a reconcile of 10,000 users with 1 % ghosts, against the fake Backend API"
 RECONCILE_BENCH_INNER=1 perf/reconcile.sh
 echo "== 8. the reader and sync on demand against their floors (DynamoDB Local, the fake Backend API)"

@@ -104,7 +104,7 @@ impl BusTap {
     }
 
     /// What the queue holds now (read messages stay hidden for an hour: each is read once).
-    async fn receive(&self) -> Vec<Value> {
+    pub async fn receive(&self) -> Vec<Value> {
         let mut events = Vec::new();
         loop {
             let out = self
