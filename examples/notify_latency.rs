@@ -16,11 +16,11 @@
 //! cargo run --release --example notify_latency -- --notifier target/release/clerk-webhooks-notify [--users 200]
 //! ```
 
-#[path = "../tests/it/helpers/http.rs"]
-mod http;
 #[allow(dead_code)]
 #[path = "../tests/it/helpers/bus.rs"]
 mod bus;
+#[path = "../tests/it/helpers/http.rs"]
+mod http;
 // A tool uses part of a shared test helper; the suite itself uses all of it.
 #[allow(dead_code)]
 #[path = "../tests/it/helpers/providers.rs"]
@@ -95,7 +95,9 @@ async fn main() {
     let slack = FakeProvider::start(Provider::Slack).await;
     let log = std::fs::File::create(std::env::temp_dir().join("notify-latency.log")).unwrap();
     let tap = match args.events {
-        true => Some(std::sync::Arc::new(bus::BusTap::new("clerk-webhooks").await)),
+        true => Some(std::sync::Arc::new(
+            bus::BusTap::new("clerk-webhooks").await,
+        )),
         false => None,
     };
     let mut notifier = Command::new(&args.notifier);
@@ -196,7 +198,10 @@ async fn main() {
             let deadline = Instant::now() + Duration::from_secs(600);
             while seen.len() < users && Instant::now() < deadline {
                 for event in tap.receive().await {
-                    let id = event["detail"]["id"].as_str().unwrap_or_default().to_owned();
+                    let id = event["detail"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                     seen.entry(id).or_insert_with(Instant::now);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -386,6 +386,90 @@ mod tests {
     }
 
     #[test]
+    fn change_events_are_on_with_a_bus_and_previewed_or_put_locally() {
+        assert_eq!(
+            config(&[(TABLE_VAR, "t")], WithoutKeys::Off)
+                .unwrap()
+                .events,
+            None
+        );
+        let deployed = config(
+            &[
+                (TABLE_VAR, "t"),
+                (EVENT_BUS_VAR, "arn:aws:events:us-east-1:1:event-bus/b"),
+            ],
+            WithoutKeys::Off,
+        )
+        .unwrap()
+        .events
+        .unwrap();
+        assert_eq!(
+            deployed.delivery,
+            BusDelivery::Put {
+                bus: "arn:aws:events:us-east-1:1:event-bus/b".into()
+            }
+        );
+        assert_eq!(deployed.source, DEFAULT_EVENT_SOURCE);
+        assert_eq!(deployed.rules, EventRules::default());
+        let local = |vars: &[(&str, &str)]| config(vars, WithoutKeys::Preview).unwrap().events;
+        assert_eq!(
+            local(&[(TABLE_VAR, "t")]).unwrap().delivery,
+            BusDelivery::Preview
+        );
+        assert_eq!(
+            local(&[
+                (TABLE_VAR, "t"),
+                (EVENTBRIDGE_ENDPOINT_VAR, "http://127.0.0.1:5055")
+            ])
+            .unwrap()
+            .delivery,
+            BusDelivery::Put {
+                bus: "default".into()
+            }
+        );
+        let shaped = config(
+            &[
+                (TABLE_VAR, "t"),
+                (EVENT_BUS_VAR, "b"),
+                (EVENT_SOURCE_VAR, "acme.auth"),
+                (EVENT_SOURCES_VAR, "webhook, reconcile"),
+                (EVENT_FAMILIES_VAR, "user,session"),
+                (EVENT_DETAIL_VAR, "attributes"),
+            ],
+            WithoutKeys::Off,
+        )
+        .unwrap()
+        .events
+        .unwrap();
+        assert_eq!(shaped.source, "acme.auth");
+        assert_eq!(shaped.rules.sources, ["webhook", "reconcile"]);
+        assert_eq!(
+            shaped
+                .rules
+                .families
+                .iter()
+                .map(|f| f.name)
+                .collect::<Vec<_>>(),
+            ["user", "session"]
+        );
+        assert!(shaped.rules.attributes);
+        for (var, value) in [
+            (EVENT_SOURCE_VAR, "aws.events"),
+            (EVENT_SOURCES_VAR, "webhooks"),
+            (EVENT_FAMILIES_VAR, "users"),
+            (EVENT_DETAIL_VAR, "all"),
+        ] {
+            let err = config(
+                &[(TABLE_VAR, "t"), (EVENT_BUS_VAR, "b"), (var, value)],
+                WithoutKeys::Off,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(var), "{err}");
+        }
+    }
+
+    #[test]
     fn errors_never_show_a_credential() {
         let bad_hook = "hooks.slack.example/services/T000/B000/SECRETPART";
         let err = config(
