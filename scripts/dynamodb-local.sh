@@ -98,21 +98,6 @@ stop() {
   echo "DynamoDB Local stopped"
 }
 
-run() {
-  local started=no status=0
-  if ! listening; then
-    start
-    started=yes
-  fi
-  "$@" || status=$?
-  if [ "$started" = yes ]; then stop; fi
-  return "$status"
-}
-
-case "${1:-}" in
-  start) start ;;
-  run) shift; run "$@" ;;
-  stop) stop ;;
-  status) if listening; then echo "up on $port"; else echo "down"; exit 1; fi ;;
-  *) echo "usage: $0 start|stop|status|run CMD..." >&2; exit 2 ;;
-esac
+# shellcheck source=scripts/service.sh
+. "$root/scripts/service.sh"
+service_main "$@"

@@ -86,7 +86,8 @@ impl EventBus {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| PutError(describe(&e)))?;
+            // Never the request, which holds the details.
+            .map_err(|e| PutError(crate::store::describe(&e, "EventBridge")))?;
         let results = out.entries();
         Ok((0..events.len())
             .map(|i| match results.get(i) {
@@ -132,25 +133,6 @@ fn with_limits(
     config
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-}
-
-/// The error's kind and AWS's code and message: never the request (which holds the detail).
-fn describe<E: aws_sdk_eventbridge::error::ProvideErrorMetadata, R>(
-    error: &aws_sdk_eventbridge::error::SdkError<E, R>,
-) -> String {
-    use aws_sdk_eventbridge::error::SdkError;
-    match error {
-        SdkError::ServiceError(e) => format!(
-            "{}: {}",
-            e.err().code().unwrap_or("unknown"),
-            e.err().message().unwrap_or("")
-        ),
-        SdkError::TimeoutError(_) => "timed out".into(),
-        SdkError::DispatchFailure(_) => "could not reach EventBridge".into(),
-        SdkError::ResponseError(_) => "unreadable response".into(),
-        SdkError::ConstructionFailure(_) => "could not build the request".into(),
-        _ => "unknown error".into(),
-    }
 }
 
 #[cfg(test)]

@@ -54,20 +54,27 @@ impl StoreError {
                 return Self::Refused { operation, detail };
             }
         }
-        // Only the error's kind and DynamoDB's code and message: never request data.
-        let detail = match err {
-            SdkError::ServiceError(e) => format!(
-                "{}: {}",
-                e.err().code().unwrap_or("unknown"),
-                e.err().message().unwrap_or("")
-            ),
-            SdkError::TimeoutError(_) => "timed out".into(),
-            SdkError::DispatchFailure(_) => "could not reach DynamoDB".into(),
-            SdkError::ResponseError(_) => "unreadable response".into(),
-            SdkError::ConstructionFailure(_) => "could not build the request".into(),
-            _ => "unknown error".into(),
-        };
-        Self::Call { operation, detail }
+        Self::Call {
+            operation,
+            detail: describe(err, "DynamoDB"),
+        }
+    }
+}
+
+/// An AWS SDK error, any service's (the SDKs share the type): its kind and the service's code
+/// and message, never the request's data.
+pub(crate) fn describe<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, service: &str) -> String {
+    match err {
+        SdkError::ServiceError(e) => format!(
+            "{}: {}",
+            e.err().code().unwrap_or("unknown"),
+            e.err().message().unwrap_or("")
+        ),
+        SdkError::TimeoutError(_) => "timed out".into(),
+        SdkError::DispatchFailure(_) => format!("could not reach {service}"),
+        SdkError::ResponseError(_) => "unreadable response".into(),
+        SdkError::ConstructionFailure(_) => "could not build the request".into(),
+        _ => "unknown error".into(),
     }
 }
 

@@ -18,6 +18,7 @@ mod reads;
 mod transact;
 
 pub use claims::{Claim, Finished};
+pub(crate) use client::describe;
 pub use client::{client_from_env, with_limits, Store, StoreError};
 pub use create::{create_table, create_table_without_stream};
 pub use queries::KeyCondition;

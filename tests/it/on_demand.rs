@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::helpers::fake_clerk::{self, FakeClerk, Reply, KEY};
 use crate::helpers::logs::audit_dir;
 use crate::helpers::notify::NotifyApp;
-use crate::helpers::runtime_api::runtime_api;
+use crate::helpers::runtime_api::{as_lambda, next_answers, runtime_api};
 use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
@@ -356,29 +356,20 @@ async fn the_sync_function_answers_each_invocation_under_the_runtime_api() {
     let log = log_path("lambda");
     let file = std::fs::File::create(&log).unwrap();
     let _function = Running(
-        local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-sync"), &app.table)
-            .env("CLERK_SECRET_KEY", KEY)
-            .env("CLERK_API_URL", &fake.url)
-            .env("AWS_LAMBDA_RUNTIME_API", &runtime)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "sync")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
+        as_lambda(
+            &mut local_binary(env!("CARGO_BIN_EXE_clerk-webhooks-sync"), &app.table),
+            &runtime,
+            "sync",
+        )
+        .env("CLERK_SECRET_KEY", KEY)
+        .env("CLERK_API_URL", &fake.url)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
-    let mut received = Vec::new();
-    for _ in 0..5 {
-        let answer = tokio::time::timeout(Duration::from_secs(60), answers.recv())
-            .await
-            .expect("the function answers")
-            .unwrap();
-        received.push(answer);
-    }
+    let received = next_answers(&mut answers, 5).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let status = |i: usize| received[i].1["status"].as_str().unwrap_or("").to_owned();
     assert_eq!(

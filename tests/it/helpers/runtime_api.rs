@@ -11,6 +11,38 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+/// What Lambda's environment tells a function, on `command`: this Runtime API, its name and
+/// memory, JSON logs at DEBUG.
+pub fn as_lambda<'c>(
+    command: &'c mut std::process::Command,
+    runtime: &str,
+    name: &str,
+) -> &'c mut std::process::Command {
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", runtime)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
+}
+
+/// The function's next `n` answers (`response` or `error`, and the body), a minute for each.
+pub async fn next_answers(
+    answers: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    n: usize,
+) -> Vec<(String, Value)> {
+    let mut received = Vec::new();
+    for _ in 0..n {
+        let answer = tokio::time::timeout(Duration::from_secs(60), answers.recv())
+            .await
+            .expect("the function answers")
+            .expect("the stand-in is up");
+        received.push(answer);
+    }
+    received
+}
+
 /// Hands out `invocations` (payload, seconds until the deadline) one per `next`, then never
 /// answers `next` again; sends every response or error body to the test.
 pub async fn runtime_api(

@@ -204,7 +204,8 @@ async fn an_update_before_the_create_welcomes_once_and_old_or_backfilled_users_n
     assert_eq!(n.slack.accepted().len(), 1);
 }
 
-async fn backfill_users(fake: &FakeClerk, app: &TestApp) {
+/// Copies every user of `fake` into the app's table with the backfill.
+pub(super) async fn backfill_users(fake: &FakeClerk, app: &TestApp) {
     use clerk_webhooks::backfill::options::Options;
     use clerk_webhooks::backfill::progress::Display;
     use clerk_webhooks::backfill::{Backfill, Kind};

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::logs::audit_dir;
 use crate::helpers::notify::{event, NotifyApp, FROM};
 use crate::helpers::providers::RESEND_KEY;
-use crate::helpers::runtime_api::runtime_api;
+use crate::helpers::runtime_api::{as_lambda, next_answers, runtime_api};
 use crate::helpers::*;
 
 use super::actions::{primary_email, sign_up, user_id};
@@ -66,13 +66,7 @@ async fn as_a_lambda_it_answers_each_batch_with_the_records_to_retry() {
     .await;
     let log = log_path("lambda");
     let _lambda = Running(
-        notify_binary(&n.app.table, &log)
-            .env("AWS_LAMBDA_RUNTIME_API", &runtime)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "notify")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
+        as_lambda(&mut notify_binary(&n.app.table, &log), &runtime, "notify")
             .env("RESEND_API_KEY", RESEND_KEY)
             .env("RESEND_BASE_URL", &n.resend.url)
             .env("WELCOME_EMAIL_FROM", FROM)
@@ -80,14 +74,7 @@ async fn as_a_lambda_it_answers_each_batch_with_the_records_to_retry() {
             .spawn()
             .unwrap(),
     );
-    let mut received = Vec::new();
-    for _ in 0..3 {
-        let answer = tokio::time::timeout(Duration::from_secs(60), answers.recv())
-            .await
-            .expect("the function answers")
-            .unwrap();
-        received.push(answer);
-    }
+    let received = next_answers(&mut answers, 3).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let kinds: Vec<&str> = received.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(kinds, ["response", "response", "error"], "{text}");

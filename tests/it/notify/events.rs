@@ -22,7 +22,7 @@ use crate::helpers::notify::{event, streams_client};
 use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
-use super::actions::{person, primary_email, sign_up, user_id};
+use super::actions::{backfill_users, person, primary_email, sign_up, user_id};
 
 const SOURCE: &str = "clerk-webhooks";
 /// Long enough for moto to route an event to the queue; the last read waits this much more
@@ -312,29 +312,6 @@ async fn fake_clerk_with_users(n: usize) -> crate::helpers::fake_clerk::FakeCler
         n, 0, 0,
     ))
     .await
-}
-
-async fn backfill_users(fake: &crate::helpers::fake_clerk::FakeClerk, app: &TestApp) {
-    use clerk_webhooks::backfill::options::Options;
-    use clerk_webhooks::backfill::progress::Display;
-    use clerk_webhooks::backfill::{Backfill, Kind};
-    use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
-    let api = ClerkApi::new(
-        ApiBase::parse(&fake.url).unwrap(),
-        SecretKey::parse(crate::helpers::fake_clerk::KEY).unwrap(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
-    let options = Options {
-        kinds: vec![Kind::Users],
-        display: Display::Off,
-        ..Options::default()
-    };
-    let summary = Backfill::new(api, Some(app.backfill_store()), options)
-        .run()
-        .await
-        .unwrap();
-    assert!(summary.complete);
 }
 
 #[tokio::test]
