@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::client::{key_of, Store, StoreError};
-use crate::table::{attr, Item, Key};
+use crate::table::{attr, Item, Key, LOOKUP_INDEXES};
 use crate::writes::{Guard, Plan, Write};
 
 /// What happened to an event that reached DynamoDB.
@@ -193,11 +193,34 @@ impl Store {
                 put.condition_expression("attribute_not_exists(#pk) OR #version < :version")
             }
             // A tombstone has `deleted`; live items never do.
-            Guard::NewerAndNotDeleted => put
-                .condition_expression(
-                    "attribute_not_exists(#pk) OR (#version < :version AND attribute_not_exists(#deleted))",
-                )
-                .expression_attribute_names("#deleted", attr::DELETED),
+            Guard::NewerAndNotDeleted => {
+                let put = put.expression_attribute_names("#deleted", attr::DELETED);
+                // A user written before the lookup indexes lacks their keys: the same version
+                // (the same object) may be written again to add them, so a backfill indexes
+                // such users. Content that is already keyed stays as it is.
+                let lookups: Vec<&str> = LOOKUP_INDEXES
+                    .iter()
+                    .map(|index| index.key)
+                    .filter(|key| item.contains_key(*key))
+                    .collect();
+                if lookups.is_empty() {
+                    put.condition_expression(
+                        "attribute_not_exists(#pk) OR (#version < :version AND attribute_not_exists(#deleted))",
+                    )
+                } else {
+                    let missing: Vec<String> = (0..lookups.len())
+                        .map(|i| format!("attribute_not_exists(#lookup{i})"))
+                        .collect();
+                    let put = lookups.iter().enumerate().fold(put, |put, (i, key)| {
+                        put.expression_attribute_names(format!("#lookup{i}"), *key)
+                    });
+                    put.condition_expression(format!(
+                        "attribute_not_exists(#pk) OR (#version < :version AND attribute_not_exists(#deleted)) \
+                         OR (#version = :version AND attribute_not_exists(#deleted) AND ({}))",
+                        missing.join(" OR ")
+                    ))
+                }
+            }
         };
         let put = put
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))

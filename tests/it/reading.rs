@@ -422,3 +422,38 @@ async fn the_command_line_prints_one_json_object_per_line() {
     // An empty list is an answer.
     assert_eq!(run(&["sessions", "user_nobody"]), (Some(0), vec![]));
 }
+
+#[tokio::test]
+async fn a_backfill_indexes_users_written_before_the_lookup_indexes() {
+    let app = TestApp::spawn().await;
+    let reader = Reader::new(local_client(), &app.table);
+    let fake = crate::helpers::fake_clerk::FakeClerk::start(
+        crate::helpers::fake_clerk::Data::generate(1, 0, 0),
+    )
+    .await;
+    app.backfill_users(&fake).await;
+    let id = crate::helpers::fake_clerk::user_id(0);
+    // As an earlier version wrote it: the same version, no lookup keys.
+    let mut item = app.get(&format!("USER#{id}"), "PROFILE").await.unwrap();
+    item.remove("username_key");
+    app.put(item.clone()).await;
+    assert!(reader.user_by_username("ada0").await.unwrap().is_none());
+    // A webhook of an older version is still stale, and changes nothing.
+    let object = fake.data().users[0].clone();
+    let version = object["updated_at"].as_i64().unwrap();
+    let mut older = object.clone();
+    older["updated_at"] = json!(version - 1);
+    assert_eq!(app.apply("user.updated", version - 1, older).await, "stale");
+    // The backfill's copy of the same version adds the key, and nothing else changes.
+    app.backfill_users(&fake).await;
+    assert_eq!(
+        reader.user_by_username("ada0").await.unwrap().unwrap().id,
+        id
+    );
+    let rewritten = app.get(&format!("USER#{id}"), "PROFILE").await.unwrap();
+    assert_eq!(s(&rewritten, "username_key"), "ada0");
+    assert_eq!(n(&rewritten, "version"), version);
+    // Keyed now: the same version again is stale, as before.
+    let same = envelope("user.updated", version, object);
+    assert_eq!(app.deliver(&same, &msg_id()).await, "stale");
+}

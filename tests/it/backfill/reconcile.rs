@@ -541,7 +541,8 @@ async fn a_pinned_webhook_refuses_another_instances_events() {
 }
 
 /// Items the earlier encoding wrote (`data` a native map) are swept like any other: the one
-/// Clerk has since deleted is tombstoned, the others stay as they are.
+/// Clerk has since deleted is tombstoned; the others, written before the lookup indexes too,
+/// get their keys (and today's encoding) from the copy of the same version.
 #[tokio::test]
 async fn items_with_data_as_a_map_are_reconciled_like_any_other() {
     let data = Data::generate(5, 0, 0);
@@ -577,8 +578,12 @@ async fn items_with_data_as_a_map_are_reconciled_like_any_other() {
         .get(&format!("USER#{}", user_id(2)), "PROFILE")
         .await
         .unwrap();
-    assert!(
-        matches!(kept.get("data"), Some(AttributeValue::M(_))),
-        "left as it was"
+    // The live ones lacked the lookup keys: the reconcile's copy of the same version adds
+    // them (and writes today's encoding), changing nothing else.
+    assert!(matches!(kept.get("data"), Some(AttributeValue::B(_))));
+    assert_eq!(s(&kept, "username_key"), "ada2");
+    assert_eq!(
+        n(&kept, "version"),
+        data.users[2]["updated_at"].as_i64().unwrap()
     );
 }

@@ -196,6 +196,33 @@ impl TestApp {
         Store::new(calls::client(Function::Backfill, &endpoint()), &self.table)
     }
 
+    /// Copies every user of `fake` into the app's table with the backfill (its calls recorded
+    /// as the backfill function's).
+    pub async fn backfill_users(&self, fake: &fake_clerk::FakeClerk) {
+        use clerk_webhooks::backfill::options::Options;
+        use clerk_webhooks::backfill::progress::Display;
+        use clerk_webhooks::backfill::{Backfill, Kind};
+        use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
+        let api = ClerkApi::new(
+            ApiBase::parse(&fake.url).unwrap(),
+            SecretKey::parse(fake_clerk::KEY).unwrap(),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        // From the start, whatever an earlier run's checkpoint says.
+        let options = Options {
+            kinds: vec![Kind::Users],
+            display: Display::Off,
+            restart: true,
+            ..Options::default()
+        };
+        let summary = Backfill::new(api, Some(self.backfill_store()), options)
+            .run()
+            .await
+            .unwrap();
+        assert!(summary.complete);
+    }
+
     /// A store on the app's table for the sync function's code (its calls recorded as that
     /// function's).
     pub fn sync_store(&self) -> Store {

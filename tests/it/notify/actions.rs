@@ -186,7 +186,7 @@ async fn an_update_before_the_create_welcomes_once_and_old_or_backfilled_users_n
         data.users[0]["created_at"] = json!(created);
         data.users[0]["updated_at"] = json!(created + 1);
     });
-    backfill_users(&fake, &n.app).await;
+    n.app.backfill_users(&fake).await;
     assert_eq!(
         s(
             &n.app
@@ -202,30 +202,6 @@ async fn an_update_before_the_create_welcomes_once_and_old_or_backfilled_users_n
     let to = recipients(&n);
     assert_eq!(to, [json!(primary_email(&late))]);
     assert_eq!(n.slack.accepted().len(), 1);
-}
-
-/// Copies every user of `fake` into the app's table with the backfill.
-pub(super) async fn backfill_users(fake: &FakeClerk, app: &TestApp) {
-    use clerk_webhooks::backfill::options::Options;
-    use clerk_webhooks::backfill::progress::Display;
-    use clerk_webhooks::backfill::{Backfill, Kind};
-    use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
-    let api = ClerkApi::new(
-        ApiBase::parse(&fake.url).unwrap(),
-        SecretKey::parse(fake_clerk::KEY).unwrap(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
-    let options = Options {
-        kinds: vec![Kind::Users],
-        display: Display::Off,
-        ..Options::default()
-    };
-    let summary = Backfill::new(api, Some(app.backfill_store()), options)
-        .run()
-        .await
-        .unwrap();
-    assert!(summary.complete);
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use crate::helpers::notify::{event, streams_client};
 use crate::helpers::template::{filter_matches, Template};
 use crate::helpers::*;
 
-use super::actions::{backfill_users, person, primary_email, sign_up, user_id};
+use super::actions::{person, primary_email, sign_up, user_id};
 
 const SOURCE: &str = "clerk-webhooks";
 /// Long enough for moto to route an event to the queue; the last read waits this much more
@@ -292,7 +292,7 @@ async fn a_role_change_and_an_organizations_deletion_reach_the_bus() {
 async fn backfilled_users_make_no_event_unless_configured() {
     let (e, tap) = EventsApp::on_moto(&[]).await;
     let fake = fake_clerk_with_users(2).await;
-    backfill_users(&fake, &e.app).await;
+    e.app.backfill_users(&fake).await;
     e.notify_all().await;
     assert!(
         tap.events(0, WAIT).await.is_empty(),
@@ -300,7 +300,7 @@ async fn backfilled_users_make_no_event_unless_configured() {
     );
 
     let (e, tap) = EventsApp::on_moto(&[("EVENT_SOURCES", "webhook,backfill")]).await;
-    backfill_users(&fake, &e.app).await;
+    e.app.backfill_users(&fake).await;
     e.notify_all().await;
     let events = tap.events(2, WAIT).await;
     assert_eq!(detail_types(&events), ["user.created", "user.created"]);
