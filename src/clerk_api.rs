@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::backoff;
-use crate::env::ConfigError;
+use crate::env::{ConfigError, Env};
 use crate::http_client;
 
 pub(crate) const SECRET_KEY_VAR: &str = "CLERK_SECRET_KEY";
@@ -114,6 +114,19 @@ impl Default for ApiBase {
     fn default() -> Self {
         Self(DEFAULT_API_URL.into())
     }
+}
+
+/// Where the Backend API is and the key to it, as every caller reads them: `CLERK_SECRET_KEY`
+/// (required) and `CLERK_API_URL` (default: Clerk's).
+pub fn settings<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+) -> Result<(ApiBase, SecretKey), ConfigError> {
+    let key = SecretKey::parse(&env.require(SECRET_KEY_VAR)?)?;
+    let base = match env.get(API_URL_VAR) {
+        Some(url) => ApiBase::parse(&url)?,
+        None => ApiBase::default(),
+    };
+    Ok((base, key))
 }
 
 /// Timeouts and retry limits. The defaults suit the real API; tests shorten them.

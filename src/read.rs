@@ -293,7 +293,7 @@ fn decode<T: Record>(mut item: Item) -> Result<Stored<T>, ReadError> {
     if !entity.is_some_and(|e| T::ENTITIES.contains(&e)) {
         return Ok(Stored::Absent);
     }
-    if encoding::flag(&item, attr::DELETED) == Some(true) {
+    if !table::is_live(&item) {
         return Ok(Stored::Deleted);
     }
     let key = Key::of(&item).unwrap_or(Key {

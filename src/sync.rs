@@ -161,10 +161,6 @@ impl Syncer {
         self
     }
 
-    pub fn reader(&self) -> &Reader {
-        &self.reader
-    }
-
     /// The user from the table, or from Clerk when the table has neither it nor its tombstone.
     pub async fn user_or_sync(&self, user_id: &str) -> Result<Answer<User>, Arc<SyncError>> {
         self.typed(Target::User(user_id.into()), false).await

@@ -62,6 +62,11 @@ pub const EXTERNAL_ID_INDEX: LookupIndex = LookupIndex {
 };
 pub const LOOKUP_INDEXES: [LookupIndex; 2] = [USERNAME_INDEX, EXTERNAL_ID_INDEX];
 
+/// Whether `item` is live: a tombstone has `deleted`, and a live item never does.
+pub fn is_live(item: &Item) -> bool {
+    encoding::flag(item, attr::DELETED) != Some(true)
+}
+
 /// The TTL attribute (epoch seconds) of event records, tombstones, claims and expiring
 /// entities.
 pub const TTL_ATTRIBUTE: &str = attr::EXPIRES_AT;

@@ -7,9 +7,7 @@ use serde::Deserialize;
 
 use super::kind::Kind;
 use super::progress::Display;
-use crate::clerk_api::{
-    ApiBase, RetryPolicy, SecretKey, API_URL_VAR, MAX_PAGE_SIZE, SECRET_KEY_VAR,
-};
+use crate::clerk_api::{self, ApiBase, RetryPolicy, SecretKey, MAX_PAGE_SIZE};
 use crate::env::{ConfigError, Env, TABLE_VAR};
 
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
@@ -255,11 +253,7 @@ impl BackfillConfig {
         dry_run: bool,
     ) -> Result<Self, ConfigError> {
         let env = Env::new(lookup);
-        let key = SecretKey::parse(&env.require(SECRET_KEY_VAR)?)?;
-        let base = match env.get(API_URL_VAR) {
-            Some(url) => ApiBase::parse(&url)?,
-            None => ApiBase::default(),
-        };
+        let (base, key) = clerk_api::settings(&env)?;
         let table_name = env.get(TABLE_VAR);
         if table_name.is_none() && !dry_run {
             return Err(ConfigError::Missing(TABLE_VAR));
@@ -278,6 +272,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::clerk_api::{API_URL_VAR, SECRET_KEY_VAR};
     use std::collections::HashMap;
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use clerk_webhooks::clerk_api::{ApiBase, ClerkApi, RetryPolicy, SecretKey};
+use clerk_webhooks::clerk_api::{self, ClerkApi, RetryPolicy};
+use clerk_webhooks::env::Env;
 use clerk_webhooks::get::{run, Args, Printed};
 use clerk_webhooks::read::Reader;
 use clerk_webhooks::store::{self, Store};
@@ -42,11 +43,7 @@ async fn main() -> ExitCode {
 
 /// The Backend API from `CLERK_SECRET_KEY` (and `CLERK_API_URL`), for `--sync`.
 fn syncer(store: Store) -> Result<Syncer, Box<dyn std::error::Error>> {
-    let key = SecretKey::parse(&std::env::var("CLERK_SECRET_KEY").unwrap_or_default())?;
-    let base = match std::env::var("CLERK_API_URL") {
-        Ok(url) if !url.trim().is_empty() => ApiBase::parse(&url)?,
-        _ => ApiBase::default(),
-    };
+    let (base, key) = clerk_api::settings(&Env::process())?;
     Ok(Syncer::new(
         store,
         ClerkApi::new(base, key, RetryPolicy::default())?,

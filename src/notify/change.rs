@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::change_event::Removal;
 use crate::table::encoding::{self, number, text};
-use crate::table::{attr, Entity, Item, Writer};
+use crate::table::{attr, is_live, Entity, Item, Writer};
 
 /// The four kinds of change, named as Clerk names the events (and `SLACK_NOTIFY` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,11 +281,6 @@ pub fn change_of(old: Option<&Item>, new: Option<&Item>, window: Window) -> Opti
         }
         _ => None,
     }
-}
-
-/// A tombstone has `deleted`; live items never do.
-fn is_live(item: &Item) -> bool {
-    encoding::flag(item, attr::DELETED) != Some(true)
 }
 
 /// The organization's name a membership's `data` carries, in either encoding. Only that

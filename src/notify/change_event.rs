@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::table::encoding::{self, number, text, JsonItem};
-use crate::table::{attr, Entity, Item, Writer};
+use crate::table::{attr, is_live, Entity, Item, Writer};
 
 /// Clerk's event families whose items can make events, and how each names itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,11 +121,9 @@ impl Default for EventRules {
 }
 
 /// One event to put: its `detail-type` and its `detail`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
-    #[serde(skip)]
     pub detail_type: String,
-    #[serde(flatten)]
     pub detail: Detail,
 }
 
@@ -314,11 +312,6 @@ impl Base<'_> {
             detail_type,
         }
     }
-}
-
-/// A tombstone has `deleted`; live items never do.
-fn is_live(item: &Item) -> bool {
-    encoding::flag(item, attr::DELETED) != Some(true)
 }
 
 /// Who wrote the item: its `source`; a webhook's tombstone has only `last_svix_id`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Answer, Object, SyncError, Syncer, Target, DEFAULT_BUDGET};
-use crate::clerk_api::{ApiBase, ApiError, SecretKey, API_URL_VAR, SECRET_KEY_VAR};
+use crate::clerk_api::{self, ApiBase, ApiError, SecretKey};
 use crate::env::{ConfigError, Env, TABLE_VAR};
 
 /// `SYNC_BUDGET_MS`: how long one invocation may spend, Backend API waits included.
@@ -160,11 +160,7 @@ impl SyncConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env::new(lookup);
-        let key = SecretKey::parse(&env.require(SECRET_KEY_VAR)?)?;
-        let base = match env.get(API_URL_VAR) {
-            Some(url) => ApiBase::parse(&url)?,
-            None => ApiBase::default(),
-        };
+        let (base, key) = clerk_api::settings(&env)?;
         let budget_ms = env.number(
             BUDGET_VAR,
             100..=14_000,
