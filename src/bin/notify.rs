@@ -39,8 +39,13 @@ async fn on_lambda() -> Result<(), lambda_runtime::Error> {
     if let Err(error) = &config {
         tracing::error!(%error, "invalid configuration: every batch fails until it is fixed");
     }
-    let notifier = Notifier::new(config, store::client_from_env().await)
-        .with_event_bus(EventBus::from_env().await);
+    // One read of the AWS environment for both clients; the bus's only when events are on.
+    let shared = store::shared_config().await;
+    let events_on = config.as_ref().is_ok_and(|c| c.events.is_some());
+    let mut notifier = Notifier::new(config, store::client_from(&shared));
+    if events_on {
+        notifier = notifier.with_event_bus(EventBus::from_shared(&shared));
+    }
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let remaining = event
@@ -60,13 +65,14 @@ async fn on_lambda() -> Result<(), lambda_runtime::Error> {
 /// `make dev`: follows the local table's stream; actions without keys are previewed.
 async fn locally() -> Result<(), lambda_runtime::Error> {
     let config = NotifyConfig::from_env(WithoutKeys::Preview)?;
-    let client = store::client_from_env().await;
+    let shared = store::shared_config().await;
+    let client = store::client_from(&shared);
     let reader = StreamReader::new(
         client.clone(),
         streams_client_from_env().await,
         config.table_name.clone(),
     );
-    let notifier = Notifier::new(Ok(config), client).with_event_bus(EventBus::from_env().await);
+    let notifier = Notifier::new(Ok(config), client).with_event_bus(EventBus::from_shared(&shared));
     tracing::info!("notify: following the table's stream");
     reader.follow(&notifier).await?;
     Ok(())

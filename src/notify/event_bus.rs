@@ -49,14 +49,11 @@ impl EventBus {
         Self { client }
     }
 
-    /// A client from the standard AWS environment (`AWS_ENDPOINT_URL_EVENTBRIDGE` for a local
-    /// one), with our timeouts.
-    pub async fn from_env() -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+    /// A client on the standard AWS environment (`AWS_ENDPOINT_URL_EVENTBRIDGE` for a local
+    /// one; `store::shared_config`), with our timeouts.
+    pub fn from_shared(shared: &aws_config::SdkConfig) -> Self {
         Self::new(Client::from_conf(
-            with_limits(aws_sdk_eventbridge::config::Builder::from(&shared)).build(),
+            with_limits(aws_sdk_eventbridge::config::Builder::from(shared)).build(),
         ))
     }
 

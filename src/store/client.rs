@@ -87,10 +87,19 @@ const OPERATION_TIMEOUT: Duration = Duration::from_millis(6_000);
 /// A DynamoDB client from the standard AWS environment (region, credentials, and
 /// `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), with our limits. Built once at init.
 pub async fn client_from_env() -> Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    client_from(&shared_config().await)
+}
+
+/// The standard AWS environment, read once for every client a function builds.
+pub async fn shared_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
-        .await;
-    Client::from_conf(with_limits(aws_sdk_dynamodb::config::Builder::from(&shared)).build())
+        .await
+}
+
+/// A DynamoDB client on `shared`, with our limits.
+pub fn client_from(shared: &aws_config::SdkConfig) -> Client {
+    Client::from_conf(with_limits(aws_sdk_dynamodb::config::Builder::from(shared)).build())
 }
 
 /// Applies our timeouts and retry policy to any client configuration.

@@ -19,7 +19,7 @@ mod transact;
 
 pub use claims::{Claim, Finished};
 pub(crate) use client::describe;
-pub use client::{client_from_env, with_limits, Store, StoreError};
+pub use client::{client_from, client_from_env, shared_config, with_limits, Store, StoreError};
 pub use create::{create_table, create_table_without_stream};
 pub use queries::KeyCondition;
 pub use transact::{Committed, Outcome};
