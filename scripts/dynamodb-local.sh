@@ -23,17 +23,9 @@ pidfile="$tools/dynamodb-local.pid"
 logfile="$tools/dynamodb-local.log"
 container="clerk-webhooks-dynamodb-local"
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+# shellcheck source=scripts/service.sh
+. "$root/scripts/service.sh"
 
-wait_until_up() {
-  for _ in $(seq 1 100); do
-    listening && return 0
-    sleep 0.2
-  done
-  echo "DynamoDB Local did not start on port $port; see $logfile" >&2
-  tail -n 20 "$logfile" >&2 || true
-  return 1
-}
 
 storage_args() {
   if [ -n "${DYNAMODB_DATA_DIR:-}" ]; then
@@ -79,7 +71,7 @@ start() {
       echo $! >"$pidfile"
     )
   fi
-  wait_until_up
+  wait_until_up "DynamoDB Local" 100
   echo "DynamoDB Local is up on http://127.0.0.1:$port"
 }
 
@@ -98,6 +90,4 @@ stop() {
   echo "DynamoDB Local stopped"
 }
 
-# shellcheck source=scripts/service.sh
-. "$root/scripts/service.sh"
 service_main "$@"

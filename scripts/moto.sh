@@ -16,7 +16,8 @@ tools="$root/.tools"
 pidfile="$tools/moto.pid"
 logfile="$tools/moto.log"
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+# shellcheck source=scripts/service.sh
+. "$root/scripts/service.sh"
 
 start() {
   if listening; then
@@ -27,16 +28,8 @@ start() {
   mkdir -p "$tools"
   nohup "$tools/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
   echo $! >"$pidfile"
-  for _ in $(seq 1 150); do
-    if listening; then
-      echo "moto is up on http://127.0.0.1:$port"
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "moto did not start on port $port; see $logfile" >&2
-  tail -n 20 "$logfile" >&2 || true
-  return 1
+  wait_until_up moto 150
+  echo "moto is up on http://127.0.0.1:$port"
 }
 
 stop() {
@@ -47,6 +40,4 @@ stop() {
   echo "moto stopped"
 }
 
-# shellcheck source=scripts/service.sh
-. "$root/scripts/service.sh"
 service_main "$@"

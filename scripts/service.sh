@@ -1,5 +1,20 @@
-# Sourced by scripts/dynamodb-local.sh and scripts/moto.sh, which define `listening`, `start`
-# and `stop` for their service: `run` and the command line they share.
+# Sourced by scripts/dynamodb-local.sh and scripts/moto.sh, which set `port` and `logfile` and
+# define `start` and `stop` for their service: what they share.
+
+# Whether something answers on the service's port.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+# Waits for the port, up to TRIES times 0.2 s; says where the log is if it never opens.
+wait_until_up() {
+  local name=$1 tries=$2
+  for _ in $(seq 1 "$tries"); do
+    listening && return 0
+    sleep 0.2
+  done
+  echo "$name did not start on port $port; see $logfile" >&2
+  tail -n 20 "$logfile" >&2 || true
+  return 1
+}
 
 # Runs "$@" with the service up, starting it first (and stopping it after) only if it was not
 # running.
