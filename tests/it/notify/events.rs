@@ -95,6 +95,29 @@ fn detail_types(events: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// The detail types in name order: events put in one call arrive in any order.
+fn sorted_types(events: &[Value]) -> Vec<&str> {
+    let mut types = detail_types(events);
+    types.sort();
+    types
+}
+
+impl EventsApp {
+    /// An organization and `user`'s membership of it, at `t`, by webhooks.
+    async fn organization_with_member(&self, org: &str, user: &str, t: i64, role: &str) {
+        self.app
+            .apply("organization.created", t, organization(org, t, "Acme"))
+            .await;
+        self.app
+            .apply(
+                "organizationMembership.created",
+                t,
+                membership(org, user, t, role),
+            )
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn one_user_created_is_one_event_however_often_it_is_delivered() {
     let (e, tap) = EventsApp::on_moto(&[]).await;
@@ -178,9 +201,10 @@ async fn an_update_says_what_changed_and_derives_a_new_primary_email() {
     );
     e.notify_all().await;
     let events = tap.events(2, WAIT).await;
-    let mut types = detail_types(&events);
-    types.sort();
-    assert_eq!(types, ["user.primary_email_changed", "user.updated"]);
+    assert_eq!(
+        sorted_types(&events),
+        ["user.primary_email_changed", "user.updated"]
+    );
     let updated = events
         .iter()
         .find(|e| e["detail-type"] == "user.updated")
@@ -209,24 +233,11 @@ async fn a_role_change_and_an_organizations_deletion_reach_the_bus() {
     let (e, tap) = EventsApp::on_moto(&[]).await;
     let (org, user) = ("org_2EvEnTs0000000000000001", user_id(103));
     let t = 1_760_000_000_000_i64;
-    e.app
-        .apply("organization.created", t, organization(org, t, "Acme"))
-        .await;
-    e.app
-        .apply(
-            "organizationMembership.created",
-            t,
-            membership(org, &user, t, "org:member"),
-        )
+    e.organization_with_member(org, &user, t, "org:member")
         .await;
     e.notify_all().await;
-    let mut types = detail_types(&tap.events(2, WAIT).await)
-        .iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>();
-    types.sort();
     assert_eq!(
-        types,
+        sorted_types(&tap.events(2, WAIT).await),
         ["organization.created", "organizationMembership.created"]
     );
 
@@ -253,10 +264,8 @@ async fn a_role_change_and_an_organizations_deletion_reach_the_bus() {
         .await;
     e.notify_all().await;
     let events = tap.events(2, WAIT).await;
-    let mut types = detail_types(&events);
-    types.sort();
     assert_eq!(
-        types,
+        sorted_types(&events),
         ["organization.deleted", "organizationMembership.deleted"]
     );
     let cascade = events
@@ -368,16 +377,7 @@ async fn the_example_consumer_keeps_a_team_and_a_workspace_record_per_membership
     let theirs = TestApp::spawn().await; // the consumer's own table
     let (org, user) = ("org_2CoNsUmEr000000000000001", user_id(107));
     let t = 1_760_000_000_000_i64;
-    e.app
-        .apply("organization.created", t, organization(org, t, "Acme"))
-        .await;
-    e.app
-        .apply(
-            "organizationMembership.created",
-            t,
-            membership(org, &user, t, "org:admin"),
-        )
-        .await;
+    e.organization_with_member(org, &user, t, "org:admin").await;
     e.notify_all().await;
     let created = tap.events(2, WAIT).await;
     // Delivered twice, as EventBridge may.
