@@ -12,13 +12,13 @@ mod flight;
 pub mod function;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::backfill::objects::{prepare, Copier};
-use crate::backfill::Kind;
+use crate::backfill::{now_ms, Kind};
 use crate::clerk_api::{ApiError, ClerkApi};
 use crate::event::is_key_safe;
 use crate::plan::Settings;
@@ -334,11 +334,4 @@ impl FromObject for Membership {
             _ => None,
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

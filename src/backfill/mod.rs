@@ -28,6 +28,8 @@ mod summary;
 
 pub use counts::{Counts, ReconcileCounts};
 pub use kind::Kind;
+/// The clock copies are stamped with (the backfill's, the reconcile's and a sync's).
+pub(crate) use run::now_ms;
 pub use run::{Backfill, BackfillError};
 pub use summary::{
     backfill_emf, deletion_bound, BackfillMetric, KindSummary, ReconcileSummary, Summary,
